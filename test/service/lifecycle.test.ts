@@ -1,0 +1,102 @@
+/** The status lifecycle through PATCH /api/loans/:id, including concurrent transitions of one loan. */
+
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { LOAN_STATUSES, TRANSITIONS } from "../../service/src/schemas.js";
+import { http, startApp, type TestApp, uniqueBorrower } from "../support/app.js";
+
+const test = suite<{ app: TestApp }>("lifecycle", {} as { app: TestApp });
+test.before(async (ctx) => {
+  ctx.app = await startApp();
+});
+test.after(async (ctx) => {
+  await ctx.app.close();
+});
+
+async function loanIn(app: TestApp, status: string): Promise<string> {
+  const [row] = await app
+    .db("loans")
+    .insert({ borrower_id: uniqueBorrower("life"), amount: "10.00", currency: "USD", status })
+    .returning("id");
+  return row.id;
+}
+
+const ALLOWED = new Set([
+  "pending>approved",
+  "pending>rejected",
+  "approved>disbursed",
+  "disbursed>repaid",
+  "disbursed>defaulted",
+]);
+
+test("the transition table is exactly the documented one", () => {
+  const table = LOAN_STATUSES.flatMap((from) => TRANSITIONS[from].map((to) => `${from}>${to}`));
+  assert.equal(new Set(table), ALLOWED);
+});
+
+test("every (from, to) pair: allowed ones answer 200 with the new status, the rest 409 and change nothing", async ({
+  app,
+}) => {
+  for (const from of LOAN_STATUSES) {
+    for (const to of LOAN_STATUSES) {
+      const id = await loanIn(app, from);
+      const r = await http(app.url, "PATCH", `/api/loans/${id}`, { json: { status: to } });
+      const stored = await app.db("loans").where({ id }).first("status");
+      if (ALLOWED.has(`${from}>${to}`)) {
+        assert.is(r.status, 200, `${from} → ${to}`);
+        assert.is(r.body.status, to);
+        assert.is(r.body.id, id);
+        assert.is(stored.status, to);
+      } else {
+        assert.is(r.status, 409, `${from} → ${to}`);
+        assert.is(r.headers.get("content-type"), "application/problem+json; charset=utf-8");
+        assert.is(r.body.current_status, from);
+        assert.is(stored.status, from);
+      }
+    }
+  }
+});
+
+test("a full happy path pending → approved → disbursed → repaid updates updated_at", async ({ app }) => {
+  const created = await http(app.url, "POST", "/api/loans", {
+    json: { borrower_id: uniqueBorrower("happy"), amount: 100, currency: "USD" },
+  });
+  const id = created.body.id;
+  await new Promise((r) => setTimeout(r, 1100));
+  for (const status of ["approved", "disbursed", "repaid"]) {
+    const r = await http(app.url, "PATCH", `/api/loans/${id}`, { json: { status } });
+    assert.is(r.status, 200);
+    assert.is(r.body.status, status);
+  }
+  const final = await http(app.url, "GET", `/api/loans/${id}`);
+  assert.is(final.body.status, "repaid");
+  assert.is(final.body.created_at, created.body.created_at);
+  assert.ok(Date.parse(final.body.updated_at) > Date.parse(created.body.updated_at));
+});
+
+test("concurrent transitions of one loan: exactly one wins, the others get 409", async ({ app }) => {
+  for (let round = 0; round < 5; round++) {
+    const id = await loanIn(app, "pending");
+    const targets = Array.from({ length: 10 }, (_, i) => (i % 2 ? "approved" : "rejected"));
+    const results = await Promise.all(
+      targets.map((status) => http(app.url, "PATCH", `/api/loans/${id}`, { json: { status } })),
+    );
+    const wins = results.filter((r) => r.status === 200);
+    assert.is(wins.length, 1, `round ${round}: ${results.map((r) => r.status)}`);
+    assert.is(results.filter((r) => r.status === 409).length, 9);
+    const stored = await app.db("loans").where({ id }).first("status");
+    assert.is(stored.status, wins[0]?.body.status);
+  }
+});
+
+test("status changes keep /api/stats exact", async ({ app }) => {
+  const before = (await http(app.url, "GET", "/api/stats")).body;
+  const id = await loanIn(app, "pending");
+  await http(app.url, "PATCH", `/api/loans/${id}`, { json: { status: "approved" } });
+  const after = (await http(app.url, "GET", "/api/stats")).body;
+  assert.is(after.by_status.pending, before.by_status.pending);
+  assert.is(after.by_status.approved, before.by_status.approved + 1);
+  assert.is(after.total_loans, before.total_loans + 1);
+});
+
+test.run();

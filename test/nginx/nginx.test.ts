@@ -443,6 +443,14 @@ test("upstream keepalive: 20 client connections reuse one or two connections to 
   assert.ok(ctx.tap.connections() <= 2, `${ctx.tap.connections()} new upstream connections for 20 requests`);
 });
 
+test("the service's /metrics is not published through nginx", async () => {
+  const marker = `metrics-${Date.now()}`;
+  const res = await fetchRaw(https("/metrics"), { ca: ctx.caPem, headers: { "x-request-id": marker } });
+  assert.is(res.status, 404);
+  assert.not.ok(ctx.tap.sent().includes(marker), "the request did not reach the service");
+  assert.is(res.headers["strict-transport-security"], "max-age=63072000");
+});
+
 test("a body over the limit gets 413 problem+json from nginx and never reaches the service", async () => {
   const limit = ctx.composeEnv.NGINX_CLIENT_MAX_BODY_SIZE ?? "";
   assert.match(limit, /^\d+k$/);

@@ -7,8 +7,10 @@ import helmet from "helmet";
 import type { Knex } from "knex";
 import { pinoHttp } from "pino-http";
 import type { Config } from "./config.js";
-import { errorHandler, notFoundHandler } from "./errors.js";
+import { errorHandler, methodNotAllowed, notFoundHandler } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { createMetrics } from "./metrics.js";
+import { openApiDocument } from "./openapi.js";
 import { healthRouter, type Lifecycle } from "./routes/health.js";
 import { loansRouter } from "./routes/loans.js";
 
@@ -55,8 +57,23 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
     next();
   });
 
+  const metrics = createMetrics(db);
+  app.use(metrics.middleware);
   app.use(healthRouter(db, lifecycle, config.dbAcquireTimeoutMs));
-  app.use("/api", loansRouter(db));
+  app
+    .route("/metrics")
+    .get(async (_req, res) => {
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    })
+    .all(methodNotAllowed(["GET"]));
+  const openapi = JSON.stringify(openApiDocument());
+  app
+    .route("/openapi.json")
+    .get((_req, res) => {
+      res.type("application/json").send(openapi);
+    })
+    .all(methodNotAllowed(["GET"]));
+  app.use("/api", loansRouter(db, metrics));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -3,6 +3,7 @@ import type { Knex } from "knex";
 import { jsonObjectBody } from "../body.js";
 import { HttpProblem, methodNotAllowed } from "../errors.js";
 import { createLoan, getLoan, getStats, listLoans, transitionLoan } from "../loans.js";
+import type { Metrics } from "../metrics.js";
 import { IDEMPOTENCY_KEY, parseUuid, validateCreateLoan, validateListQuery, validatePatchLoan } from "../validation.js";
 
 function loanId(raw: string): string {
@@ -11,7 +12,7 @@ function loanId(raw: string): string {
   return id;
 }
 
-export function loansRouter(db: Knex): Router {
+export function loansRouter(db: Knex, metrics?: Pick<Metrics, "loanCreated">): Router {
   const router = Router();
 
   router
@@ -40,6 +41,7 @@ export function loansRouter(db: Knex): Router {
       const input = validateCreateLoan(req.body as Record<string, unknown>);
       const { loan, replayed } = await createLoan(db, input, keyHeader);
       if (replayed) res.setHeader("Idempotent-Replayed", "true");
+      else metrics?.loanCreated(loan.currency);
       res.status(201).json(loan);
     })
     .all(methodNotAllowed(["GET", "POST"]));

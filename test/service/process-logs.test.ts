@@ -1,0 +1,237 @@
+/**
+ * Process level: what the real process writes and sends around every response — JSON log lines on stdout with a
+ * request id, the id echoed to the client, no database password anywhere in its output, security headers.
+ *
+ * The server connects as a role with a distinctive password (created here on a PostgreSQL of this file's own), so
+ * that a leak of the password anywhere in stdout or stderr is detectable.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  type LogLine,
+  type OwnPostgres,
+  request,
+  type ServerProcess,
+  startOwnPostgres,
+  startServer,
+  waitFor,
+  within,
+} from "../support/server-process.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ROLE = "loan_app";
+const PASSWORD = `Pw-${randomBytes(9).toString("hex")}-Zq7`;
+
+interface State {
+  db: OwnPostgres;
+  server: ServerProcess;
+}
+
+const test = suite<State>("process: logs, request ids, secrets and security headers", {} as State);
+
+let setup: Promise<void> | undefined;
+function ready(state: State) {
+  setup ??= (async () => {
+    state.db = await startOwnPostgres("loans_logs");
+    const admin = new pg.Client(state.db.url);
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD}'`);
+      await admin.query(`ALTER DATABASE loans_logs OWNER TO ${ROLE}`);
+    } finally {
+      await admin.end();
+    }
+    const url = new URL(state.db.url);
+    url.username = ROLE;
+    url.password = PASSWORD;
+    state.server = await startServer({
+      DATABASE_URL: url.toString(),
+      MIGRATE_ON_START: "true",
+      SEED_ON_START: "true",
+      DB_ACQUIRE_TIMEOUT_MS: "1000",
+      LOG_LEVEL: "trace",
+    });
+  })();
+  return setup;
+}
+
+test.after(async (state) => {
+  if (state.server) await state.server.stop(10_000).catch(() => state.server.kill());
+  await state.db?.stop();
+});
+
+/** The log line of the request with this id (written when its response is finished). */
+function requestLine(server: ServerProcess, id: string) {
+  return server.waitForLog(
+    (l) => (l.req as { id?: string } | undefined)?.id === id && l.res !== undefined,
+    3000,
+    `log of ${id}`,
+  );
+}
+
+test(
+  "an X-Request-Id sent by the client is echoed in the response header and is the id of that request's log line",
+  within(40_000, async (state: State) => {
+    await ready(state);
+    const id = `client-req-${Date.now()}`;
+    const res = await request(state.server.url, "GET", "/api/loans?limit=2", { headers: { "X-Request-Id": id } });
+    assert.is(res.status, 200);
+    assert.is(res.headers["x-request-id"], id);
+    const line = await requestLine(state.server, id);
+    assert.equal(line.req, { id, method: "GET", url: "/api/loans?limit=2", remoteAddress: "127.0.0.1" });
+    assert.equal(line.res, { statusCode: 200 });
+    assert.is(line.level, 30, "a 200 is logged at info");
+
+    // Problem responses carry and log it too, at warn.
+    const missingId = `client-404-${Date.now()}`;
+    const missing = await request(state.server.url, "GET", "/api/loans/00000000-0000-0000-0000-0000000000ff", {
+      headers: { "X-Request-Id": missingId },
+    });
+    assert.is(missing.status, 404);
+    assert.is(missing.headers["x-request-id"], missingId);
+    const missingLine = await requestLine(state.server, missingId);
+    assert.equal(missingLine.res, { statusCode: 404 });
+    assert.is(missingLine.level, 40, "a 4xx is logged at warn");
+  }),
+);
+
+test(
+  "without an X-Request-Id the server generates a UUID, echoes it and logs it; each request gets its own",
+  within(20_000, async (state: State) => {
+    await ready(state);
+    const a = await request(state.server.url, "GET", "/health");
+    const b = await request(state.server.url, "POST", "/api/loans", {
+      json: { borrower_id: "usr_logs", amount: 10, currency: "UGX" },
+    });
+    assert.is(b.status, 201, b.text);
+    const ids = [a.headers["x-request-id"], b.headers["x-request-id"]].map(String);
+    for (const id of ids) {
+      assert.match(id, UUID);
+      const line = await requestLine(state.server, id);
+      assert.match(String((line.req as { url: string }).url), /^\/(health|api\/loans)$/);
+    }
+    assert.is.not(ids[0], ids[1]);
+  }),
+);
+
+test(
+  "an X-Request-Id that is not a safe token (spaces, quotes, or over 128 characters) is replaced by a generated UUID",
+  within(20_000, async (state: State) => {
+    await ready(state);
+    for (const unsafe of ['a b"c', `x${"y".repeat(200)}`, '{"level":60}']) {
+      const res = await request(state.server.url, "GET", "/health", { headers: { "X-Request-Id": unsafe } });
+      const echoed = String(res.headers["x-request-id"]);
+      assert.match(echoed, UUID, `replaced: ${unsafe.slice(0, 20)}`);
+      await requestLine(state.server, echoed);
+    }
+    assert.not.ok(state.server.stdout.includes('a b\\"c'), "the unsafe id is not logged");
+  }),
+);
+
+test(
+  "stdout carries only structured JSON log lines (level, time, service, msg) and stderr stays empty",
+  within(20_000, async (state: State) => {
+    await ready(state);
+    const lines = state.server.stdout.split("\n").filter((l) => l.trim() !== "");
+    assert.ok(lines.length >= 8, `${lines.length} lines`);
+    for (const text of lines) {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        assert.unreachable(`not a JSON line: ${text.slice(0, 200)}`);
+        return;
+      }
+      assert.type(line.level, "number");
+      assert.type(line.time, "number");
+      assert.is(line.service, "loan-service");
+      assert.type(line.msg, "string");
+    }
+    assert.is(state.server.stderr, "");
+  }),
+);
+
+test(
+  "responses carry helmet's security headers and no X-Powered-By (JSON, problem and 404 responses alike)",
+  within(20_000, async (state: State) => {
+    await ready(state);
+    const paths: [string, number][] = [
+      ["/health", 200],
+      ["/api/loans?limit=1", 200],
+      ["/api/loans/not-a-uuid", 400],
+      ["/no/such/route", 404],
+    ];
+    for (const [path, status] of paths) {
+      const res = await request(state.server.url, "GET", path);
+      assert.is(res.status, status, `${path}: ${res.text}`);
+      const h = res.headers;
+      assert.is(h["x-powered-by"], undefined, `${path}: x-powered-by`);
+      assert.is(h["x-content-type-options"], "nosniff", `${path}: x-content-type-options`);
+      assert.is(h["x-frame-options"], "SAMEORIGIN", `${path}: x-frame-options`);
+      assert.match(String(h["strict-transport-security"]), /max-age=\d+/, `${path}: strict-transport-security`);
+      assert.match(String(h["content-security-policy"]), /default-src 'self'/, `${path}: content-security-policy`);
+      assert.is(h["referrer-policy"], "no-referrer", `${path}: referrer-policy`);
+      assert.is(h["cross-origin-opener-policy"], "same-origin", `${path}: cross-origin-opener-policy`);
+    }
+  }),
+);
+
+test(
+  "the database password never appears in stdout or stderr: not at start-up, in requests, through an outage, nor at shutdown",
+  within(40_000, async (state: State) => {
+    await ready(state);
+    const { server, db } = state;
+    // The server really is connected as the role with that password.
+    const admin = new pg.Client(db.url);
+    await admin.connect();
+    try {
+      const r = await admin.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = $1 AND application_name = 'loan-service'",
+        [ROLE],
+      );
+      assert.ok(Number(r.rows[0]?.n) >= 1, "the service holds connections as the role");
+    } finally {
+      await admin.end();
+    }
+    // The connection URL was logged — with the password masked.
+    const configured = server.logs().find((l) => l.msg === "database configured");
+    assert.match(
+      String(configured?.database),
+      new RegExp(`^postgres(ql)?://${ROLE}:\\*\\*\\*@127\\.0\\.0\\.1:${db.port}/`),
+    );
+
+    // Errors from the driver are the likeliest leak: an outage makes the server log them.
+    await db.pause();
+    try {
+      for (const path of ["/ready", "/api/loans", "/api/stats"]) {
+        assert.is((await request(server.url, "GET", path, { timeoutMs: 5000 })).status, 503, path);
+      }
+      const post = await request(server.url, "POST", "/api/loans", {
+        json: { borrower_id: "usr_outage_logs", amount: 10, currency: "UGX" },
+        timeoutMs: 5000,
+      });
+      assert.is(post.status, 503);
+    } finally {
+      await db.start();
+    }
+    await waitFor("ready again", async () => (await request(server.url, "GET", "/ready")).status === 200, 10_000);
+    assert.ok(
+      server.logs().some((l) => l.level >= 40 && /unavailable|not ready/.test(l.msg)),
+      "the outage was logged with its errors",
+    );
+    const exit = await server.stop(10_000);
+    assert.is(exit.code, 0, server.describe());
+
+    for (const [name, text] of [
+      ["stdout", server.stdout],
+      ["stderr", server.stderr],
+    ] as const) {
+      assert.not.ok(text.includes(PASSWORD), `the password appears in ${name}`);
+      assert.not.ok(text.includes(encodeURIComponent(PASSWORD)), `the encoded password appears in ${name}`);
+    }
+  }),
+);
+
+test.run();

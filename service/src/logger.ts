@@ -7,7 +7,7 @@ import { pino } from "pino";
 export function createLogger(options: { level: string; pretty?: boolean }) {
   return pino({
     level: options.level,
-    base: { service: "loan-service" },
+    base: { service: "loan-service", pid: process.pid },
     redact: {
       paths: [
         "req.headers.authorization",

@@ -2,12 +2,17 @@
  * The process: config, database (embedded in development when DATABASE_URL is unset), migrations and seed
  * where configured, HTTP listener, and a graceful shutdown on SIGTERM/SIGINT: stop accepting, finish in-flight
  * requests, close the pool, stop the embedded database, exit 0 — or exit 1 when the grace period runs out.
+ *
+ * With WEB_CONCURRENCY > 1 (or `auto`: one per core) the process is a Node cluster: the primary prepares the
+ * database once (embedded server, migrations, seed), forks the workers that serve HTTP, restarts a worker that
+ * dies, and on SIGTERM/SIGINT forwards the signal and exits 0 once every worker has finished gracefully.
  */
+import cluster from "node:cluster";
 import { setTimeout as sleep } from "node:timers/promises";
 import { seedLoans } from "../seeds/loans.js";
 import { createApp } from "./app.js";
 import { loadConfig, redactUrl } from "./config.js";
-import { createDb, migrateLatest } from "./db.js";
+import { createDb, type Db, migrateLatest } from "./db.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./embedded.js";
 import { purgeIdempotencyKeys } from "./loans.js";
 import { createLogger } from "./logger.js";
@@ -28,24 +33,36 @@ async function retry<T>(what: string, fn: () => Promise<T>, attempts = 30): Prom
   }
 }
 
-async function main() {
+/** Embedded database when DATABASE_URL is unset; migrations and seed where configured (always when embedded). */
+async function prepareDatabase(): Promise<{ url: string; embedded?: EmbeddedDatabase }> {
   let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
+  let url = config.databaseUrl;
+  if (!url) {
     embedded = await startEmbeddedPostgres({ dir: config.embeddedPgDir, port: config.embeddedPgPort, logger });
-    databaseUrl = embedded.url;
+    url = embedded.url;
   }
-  const db = createDb({ ...config, databaseUrl });
-  logger.info({ database: redactUrl(databaseUrl), poolMax: config.dbPoolMax }, "database configured");
+  if (config.migrateOnStart || config.seedOnStart || embedded) {
+    const db = createDb({ ...config, databaseUrl: url });
+    try {
+      if (config.migrateOnStart || embedded) {
+        const applied = await retry("migration", () => migrateLatest(db));
+        logger.info({ applied }, applied.length ? "migrations applied" : "schema up to date");
+      }
+      if (config.seedOnStart || embedded) {
+        const inserted = await retry("seed", () => seedLoans(db));
+        logger.info({ inserted }, "seed loans present");
+      }
+    } finally {
+      await db.destroy();
+    }
+  }
+  return { url, embedded };
+}
 
-  if (config.migrateOnStart || embedded) {
-    const applied = await retry("migration", () => migrateLatest(db));
-    logger.info({ applied }, applied.length ? "migrations applied" : "schema up to date");
-  }
-  if (config.seedOnStart || embedded) {
-    const inserted = await retry("seed", () => seedLoans(db));
-    logger.info({ inserted }, "seed loans present");
-  }
+/** Serves HTTP until SIGTERM/SIGINT; `onClosed` runs after the pool is closed, before exit. */
+async function serve(databaseUrl: string, onClosed?: () => Promise<void>) {
+  const db: Db = createDb({ ...config, databaseUrl });
+  logger.info({ database: redactUrl(databaseUrl), poolMax: config.dbPoolMax }, "database configured");
 
   const lifecycle: Lifecycle = { shuttingDown: false };
   const app = createApp({ db, logger, config, lifecycle });
@@ -80,7 +97,7 @@ async function main() {
     server.close(async () => {
       try {
         await db.destroy();
-        await embedded?.stop();
+        await onClosed?.();
         logger.info("shutdown complete");
         process.exit(0);
       } catch (err) {
@@ -93,6 +110,67 @@ async function main() {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+async function primary() {
+  const { url, embedded } = await prepareDatabase();
+  // Workers inherit the environment plus the prepared database; they neither migrate nor seed again.
+  const env = { DATABASE_URL: url, MIGRATE_ON_START: "false", SEED_ON_START: "false", WEB_CONCURRENCY: "1" };
+  let shuttingDown = false;
+  let failedExits = 0;
+  const restarts: number[] = [];
+  const fork = () => cluster.fork(env);
+  for (let i = 0; i < config.webConcurrency; i++) fork();
+  logger.info({ workers: config.webConcurrency }, "cluster started");
+
+  cluster.on("exit", (worker, code, signal) => {
+    if (shuttingDown) {
+      if (code !== 0) failedExits += 1;
+      return;
+    }
+    const now = Date.now();
+    restarts.push(now);
+    while (restarts.length && (restarts[0] ?? 0) < now - 10_000) restarts.shift();
+    logger.error({ pid: worker.process.pid, code, signal }, "worker died");
+    if (restarts.length > 5) {
+      logger.fatal("workers keep dying: giving up");
+      process.exit(1);
+    }
+    fork();
+  });
+
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, "cluster shutting down");
+    const force = setTimeout(() => {
+      logger.error("grace period over: killing remaining workers");
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGKILL");
+      process.exit(1);
+    }, config.shutdownGraceMs + 1000);
+    force.unref();
+    const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+    await Promise.all(
+      alive.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w?.once("exit", () => resolve());
+            w?.process.kill("SIGTERM");
+          }),
+      ),
+    );
+    await embedded?.stop();
+    logger.info({ failedExits }, "cluster shutdown complete");
+    process.exit(failedExits ? 1 : 0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+async function main() {
+  if (config.webConcurrency > 1 && cluster.isPrimary) return primary();
+  const { url, embedded } = await prepareDatabase();
+  return serve(url, embedded ? () => embedded.stop() : undefined);
 }
 
 main().catch((err: Error) => {

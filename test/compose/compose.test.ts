@@ -82,10 +82,16 @@ for (const env of environments) {
     assert.is(model.volumes.db_data?.name, env.volume);
     assert.is(String(model.services.api?.environment?.LOG_LEVEL), vars.LOG_LEVEL);
     assert.is(String(model.services.api?.environment?.DB_POOL_MAX), vars.DB_POOL_MAX);
-    // The heap fits inside the container's memory limit, with room for the rest of the process.
+    // The workers' heaps fit inside the container's memory limit, with room for the rest of the processes.
     const heapMb = Number(/--max-old-space-size=(\d+)/.exec(model.services.api?.environment?.NODE_OPTIONS)?.[1]);
+    const workers = Number(model.services.api?.environment?.WEB_CONCURRENCY);
     const limitMb = env.memory.endsWith("G") ? Number.parseFloat(env.memory) * 1024 : Number.parseFloat(env.memory);
-    assert.ok(heapMb > 0 && heapMb <= limitMb * 0.8, `heap ${heapMb} MB within 80% of ${limitMb} MB`);
+    assert.ok(Number.isInteger(workers) && workers >= 1, `WEB_CONCURRENCY ${workers}`);
+    assert.ok(
+      workers <= Math.max(1, Number(model.services.api?.deploy?.resources?.limits?.cpus)),
+      "a worker per CPU at most",
+    );
+    assert.ok(heapMb > 0 && heapMb * workers <= limitMb * 0.8, `${workers} × ${heapMb} MB within 80% of ${limitMb} MB`);
   });
 
   test(`${env.name}: only nginx publishes ports; db and api are on an internal network`, () => {

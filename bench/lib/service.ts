@@ -1,0 +1,116 @@
+/**
+ * The service under test as a child process: compiled once (`tsc -p tsconfig.build.json` into bench/out/dist, so
+ * the repository's own dist/ is left alone), then `node bench/out/dist/src/server.js` with a production-like
+ * environment plus the variant's own variables (e.g. WEB_CONCURRENCY). Its logs go to a file, as a container's
+ * stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, existsSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../../test/support/postgres.js";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/**
+ * Compiles the service of `sourceRoot` (default: this repository; a patched copy elsewhere under the repository
+ * works too, for before/after measurements in one run); returns the entry point.
+ */
+export function buildService(outDir: string, sourceRoot = ROOT): string {
+  const dist = join(outDir, "dist");
+  const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
+  execFileSync(process.execPath, [tsc, "-p", join(sourceRoot, "tsconfig.build.json"), "--outDir", dist], {
+    cwd: sourceRoot,
+    stdio: "inherit",
+  });
+  const entry = join(dist, "src/server.js");
+  if (!existsSync(entry)) throw new Error(`the build did not produce ${entry}`);
+  return entry;
+}
+
+/** Every variable the service reads: never inherited from the benchmark's own environment, only set on purpose. */
+const SERVICE_VARS = [
+  "NODE_ENV",
+  "DATABASE_URL",
+  "DATABASE_PASSWORD_FILE",
+  "HOST",
+  "PORT",
+  "LOG_LEVEL",
+  "LOG_PRETTY",
+  "DB_POOL_MIN",
+  "DB_POOL_MAX",
+  "DB_ACQUIRE_TIMEOUT_MS",
+  "DB_STATEMENT_TIMEOUT_MS",
+  "SHUTDOWN_GRACE_MS",
+  "MIGRATE_ON_START",
+  "SEED_ON_START",
+  "TRUST_PROXY",
+  "IDEMPOTENCY_TTL_HOURS",
+  "WEB_CONCURRENCY",
+];
+
+export interface RunningService {
+  url: string;
+  pid: number;
+  env: Record<string, string>;
+  stop(): Promise<number | null>;
+}
+
+export async function startService(opts: {
+  entry: string;
+  env: Record<string, string>;
+  logFile: string;
+  timeoutMs?: number;
+}): Promise<RunningService> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of SERVICE_VARS) delete env[name];
+  const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), ...opts.env };
+  Object.assign(env, serviceEnv);
+  const log = openSync(opts.logFile, "a");
+  const child: ChildProcess = spawn(process.execPath, [opts.entry], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", log, log],
+  });
+  closeSync(log);
+  let exited: number | null | undefined;
+  const exit = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => {
+      exited = code;
+      resolve(code);
+    }),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    if (exited !== undefined)
+      throw new Error(`the service exited (code ${exited}) before it was ready; see ${opts.logFile}`);
+    try {
+      const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`the service was not ready within ${opts.timeoutMs ?? 60_000} ms; see ${opts.logFile}`);
+    }
+    await sleep(100);
+  }
+  return {
+    url,
+    pid: child.pid as number,
+    env: { ...serviceEnv, DATABASE_URL: "(the benchmark's database)" },
+    async stop() {
+      if (exited !== undefined) return exited;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      try {
+        return await exit;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}

@@ -1,0 +1,65 @@
+/** The external tools the benchmark drives: present, or a failure that says how to install them. */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+
+const HINTS: Record<string, string> = {
+  wrk: "install it with: apt-get update && apt-get install -y wrk   (Debian/Ubuntu; macOS: brew install wrk)",
+  pgbench:
+    "install it with: apt-get update && apt-get install -y postgresql-client   (Debian/Ubuntu; it ships pgbench)",
+};
+
+export function which(tool: string): string | undefined {
+  try {
+    return execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Exits with an install hint for every missing tool. */
+export function requireTools(tools: string[]): void {
+  const missing = tools.filter((t) => !which(t));
+  if (missing.length === 0) return;
+  for (const t of missing) process.stderr.write(`bench: \`${t}\` is not installed; ${HINTS[t] ?? ""}\n`);
+  process.exit(2);
+}
+
+function firstLine(cmd: string, args: string[]): string {
+  try {
+    const out = execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return out.split("\n")[0]?.trim() ?? "";
+  } catch (err) {
+    // `wrk --version` prints its banner and exits 1.
+    const e = err as { stdout?: string; stderr?: string };
+    return `${e.stdout ?? ""}${e.stderr ?? ""}`.split("\n")[0]?.trim() ?? "";
+  }
+}
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  kernel: string;
+  os: string;
+  node: string;
+  wrk: string;
+  pgbench: string;
+}
+
+export function describeMachine(): Machine {
+  let osName = os.type();
+  try {
+    osName = /PRETTY_NAME="([^"]+)"/.exec(readFileSync("/etc/os-release", "utf8"))?.[1] ?? osName;
+  } catch {}
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model.trim() ?? "unknown",
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    os: osName,
+    node: process.version,
+    wrk: firstLine("wrk", ["--version"]).replace(/\s+Copyright.*$/, ""),
+    pgbench: firstLine("pgbench", ["--version"]),
+  };
+}

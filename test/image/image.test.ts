@@ -337,6 +337,61 @@ test("the size the application adds on top of its base image", async () => {
   assert.ok(addedMb < 60, `the application adds ${addedMb.toFixed(1)} MB (budget 60 MB)`);
 });
 
+test("as production runs it (2 workers, WEB_CONCURRENCY=2), all processes are uid 1000 and SIGTERM exits 0", async () => {
+  const name = `${container}-cluster`;
+  const port = await freePort();
+  const url = new URL(ctx.pg.url);
+  await docker(["rm", "-f", name], { allowFailure: true });
+  try {
+    await docker([
+      "run",
+      "--detach",
+      "--name",
+      name,
+      "--network",
+      "host",
+      "--read-only",
+      "--cap-drop",
+      "ALL",
+      "--env",
+      "HOST=127.0.0.1",
+      "--env",
+      `PORT=${port}`,
+      "--env",
+      `DATABASE_URL=${url.toString()}`,
+      "--env",
+      "WEB_CONCURRENCY=2",
+      "--env",
+      "NODE_OPTIONS=--max-old-space-size=384",
+      "--memory",
+      "1g",
+      IMAGE,
+    ]);
+    // Both workers listening: the steady state (a stop while a worker is still starting is another case).
+    await waitFor(
+      "both workers to listen",
+      async () => {
+        const logs = (await docker(["logs", name])).stdout;
+        return (logs.match(/"msg":"listening"/g) ?? []).length >= 2 ? true : undefined;
+      },
+      60_000,
+    );
+    assert.is((await fetchRaw(`http://127.0.0.1:${port}/api/stats`)).status, 200);
+    const top = await docker(["top", name, "-o", "pid,uid,args"]);
+    const rows = top.stdout.trim().split("\n").slice(1);
+    assert.ok(rows.filter((r) => /node /.test(r)).length >= 3, `primary and two workers:\n${top.stdout}`);
+    for (const row of rows) assert.is(row.trim().split(/\s+/)[1], "1000", `not uid 1000: ${row}`);
+    const started = Date.now();
+    await docker(["stop", "--time", "30", name]);
+    const seconds = (Date.now() - started) / 1000;
+    const code = await inspect<number>(".State.ExitCode", name);
+    assert.is(code, 0, (await docker(["logs", name])).stdout.split("\n").slice(-5).join("\n"));
+    assert.ok(seconds < 10, `stopped in ${seconds.toFixed(1)} s`);
+  } finally {
+    await docker(["rm", "-f", name], { allowFailure: true });
+  }
+});
+
 test("SIGTERM stops it within the grace period with exit code 0", async () => {
   const started = Date.now();
   await docker(["stop", "--time", "30", container]);

@@ -56,7 +56,12 @@ test.before(async () => {
   assert.match(ctx.base, /^localhost\//);
 
   // The npm_ca build secret: the host's CA bundle (the proxy's CA) plus a marker CA made for this run.
-  const hostBundle = [process.env.NPM_CA_FILE, process.env.SSL_CERT_FILE, process.env.NODE_EXTRA_CA_CERTS]
+  const hostBundle = [
+    process.env.NPM_CA_FILE,
+    process.env.SSL_CERT_FILE,
+    process.env.NODE_EXTRA_CA_CERTS,
+    "/etc/ssl/certs/ca-certificates.crt",
+  ]
     .filter((f): f is string => !!f)
     .find((f) => existsSync(f));
   await run("openssl", [

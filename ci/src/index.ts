@@ -1,0 +1,136 @@
+/**
+ * The loan service's pipeline: lint, type-check, tests against a throwaway PostgreSQL, the Dockerfile's
+ * image, a Trivy gate on it, and publishing the image that passed.
+ *
+ * Start with `dagger call ci --source .`. The gates (test, lint, typecheck, scan) are also checks:
+ * `dagger check` runs them all in parallel. Every step is defined in `pipeline.ts`; the functions below are
+ * thin wrappers, and their docstrings are the CLI help.
+ */
+import {
+  argument,
+  type Container,
+  check,
+  type Directory,
+  type File,
+  func,
+  object,
+  type Secret,
+} from "@dagger.io/dagger";
+import * as pipeline from "./pipeline.js";
+import { SOURCE_IGNORE } from "./pipeline.js";
+
+@object()
+export class LoanCi {
+  /**
+   * Run the project's tests (npm test) in the Node image against a throwaway PostgreSQL service bound as db,
+   * with DATABASE_URL pointing at it. Never served from cache.
+   */
+  @func({ cache: "never" })
+  @check()
+  async test(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<string> {
+    return pipeline.test(source);
+  }
+
+  /**
+   * Run the project's linter (npm run lint) in the Node image.
+   */
+  @func()
+  @check()
+  async lint(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<string> {
+    return pipeline.lint(source);
+  }
+
+  /**
+   * Run the project's type-check (npm run typecheck) in the Node image.
+   */
+  @func()
+  @check()
+  async typecheck(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<string> {
+    return pipeline.typecheck(source);
+  }
+
+  /**
+   * Build the runtime image from the repository's Dockerfile, with OCI labels (source, revision, version,
+   * created). Chain it, e.g. `export --path image.tar`.
+   */
+  @func()
+  async build(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+    /** The git commit the image is built from, recorded as its revision label. */
+    commit = "",
+  ): Promise<Container> {
+    return pipeline.build(source, { commit });
+  }
+
+  /**
+   * Scan the built image's tarball with the pinned Trivy; fails on HIGH or CRITICAL vulnerabilities that
+   * have a fix available. Honours .trivyignore. Returns Trivy's report.
+   */
+  @func({ cache: "session" })
+  @check()
+  async scan(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<string> {
+    return pipeline.scanImage(await pipeline.build(source), source);
+  }
+
+  /**
+   * Trivy's SARIF report of the built image (all severities, never fails), e.g.
+   * `dagger call sarif --source . export --path trivy.sarif`.
+   */
+  @func({ cache: "session" })
+  async sarif(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<File> {
+    return pipeline.sarifReport(await pipeline.build(source), source);
+  }
+
+  /**
+   * Run the test and scan gates, then push the image that was scanned, for linux/amd64 and linux/arm64,
+   * tagged with tag and sha-<commit> when the commit is given. Returns the published refs with digests.
+   * Never served from cache.
+   */
+  @func({ cache: "never" })
+  async publish(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+    /** The registry host, e.g. ghcr.io. */
+    registry: string,
+    /** The image repository, OWNER/NAME; lower-cased before use. */
+    repository: string,
+    /** The tag to publish, e.g. latest. */
+    tag: string,
+    /** The registry user name. */
+    username: string,
+    /** The registry password or token, e.g. env://GITHUB_TOKEN. */
+    password: Secret,
+    /** The git commit being published: adds the tag sha-<commit> and the revision label. */
+    commit = "",
+  ): Promise<string[]> {
+    return pipeline.publish(source, { registry, repository, tag, username, password, commit });
+  }
+
+  /**
+   * What CI runs on every change: lint, typecheck, test, build and scan, concurrently where independent.
+   * Returns a summary; fails when any gate fails, with the failing steps' output. Never served from cache.
+   */
+  @func({ cache: "never" })
+  async ci(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<string> {
+    return (await pipeline.ci(source)).summary;
+  }
+}

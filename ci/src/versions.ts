@@ -1,0 +1,20 @@
+/**
+ * Every version the pipeline pins, in one place. Bump them here (see docs/pipeline.md, "Bumping the pins");
+ * `ci/test/versions.test.ts` checks that they stay consistent with `.nvmrc`, `dagger.json` and the workflow.
+ *
+ * The Dagger engine version is not repeated here: `dagger.json`'s `engineVersion` is its single source, and
+ * the workflow's `dagger-for-github` `version` must equal it (checked by the tests).
+ */
+
+/** Node image for lint, type-check and tests, and the `NODE_IMAGE` build argument of the Dockerfile. Major = `.nvmrc`. */
+export const NODE_IMAGE = "node:24.19.0-bookworm-slim";
+
+/** Official PostgreSQL image the tests run against; compose uses the same tag (major 17 everywhere). */
+export const POSTGRES_IMAGE = "postgres:17.11-bookworm";
+
+/** Trivy, pinned by tag and by the digest of its multi-arch index (the 0.69.4 tag was once hijacked upstream). */
+export const TRIVY_VERSION = "0.74.0";
+export const TRIVY_IMAGE = `aquasec/trivy:${TRIVY_VERSION}@sha256:62b1e65e8869bc4b4c6aa4fa2b21595256c7c2f6018a9d9ad61caf87187c1969`;
+
+/** Platforms `publish` builds, scans and pushes as one multi-platform image. */
+export const PUBLISH_PLATFORMS = ["linux/amd64", "linux/arm64"];

@@ -8,11 +8,13 @@ import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
+  acceptsConnections,
   type HttpResult,
   type OwnPostgres,
   RequestFailure,
   request,
   type ServerProcess,
+  spawnServer,
   startOwnPostgres,
   startServer,
   waitFor,
@@ -156,6 +158,40 @@ test(
       .logs()
       .filter((l) => l.level >= 50 && (l.res as { statusCode?: number })?.statusCode !== 503);
     assert.equal(errors, [], "no error-level log lines other than 503 responses");
+  }),
+);
+
+test(
+  "when the database is not up yet at start-up, the server waits for it (retrying its migrations) and starts serving once it is",
+  within(40_000, async (state: State) => {
+    await ready(state);
+    await state.db.pause();
+    let late: ServerProcess | undefined;
+    try {
+      late = await spawnServer({
+        DATABASE_URL: state.db.url,
+        MIGRATE_ON_START: "true",
+        SEED_ON_START: "true",
+        DB_ACQUIRE_TIMEOUT_MS: String(ACQUIRE_TIMEOUT_MS),
+      });
+      const server = late;
+      await server.waitForLog((l) => /^migration failed; retrying/.test(l.msg), 15_000, "a migration retry");
+      assert.not.ok(
+        server.logs().some((l) => l.msg === "listening"),
+        "not listening without its database",
+      );
+      assert.not.ok(await acceptsConnections(server.port), "the port is closed meanwhile");
+      await state.db.start();
+      await server.waitForLog((l) => l.msg === "listening", 15_000, '"listening" after the database came up');
+      const list = await request(server.url, "GET", "/api/loans");
+      assert.is(list.status, 200, list.text);
+      const exit = await server.stop(10_000);
+      assert.is(exit.code, 0, server.describe());
+    } finally {
+      late?.kill();
+      // Back up for the next test, whatever happened here (a no-op when it already is).
+      await state.db.start();
+    }
   }),
 );
 

@@ -70,6 +70,8 @@ async function lockLoans(url: string) {
   return {
     /** How many of the service's statements wait on a lock right now. */
     async waiting() {
+      // Inside a transaction, activity statistics are a snapshot taken at first access: take a fresh one.
+      await client.query("SELECT pg_stat_clear_snapshot()");
       const r = await client.query<{ n: string }>(
         "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loan-service' AND wait_event_type = 'Lock'",
       );

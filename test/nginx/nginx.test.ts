@@ -318,6 +318,7 @@ test("TLS 1.1 is refused while TLS 1.2 (Mozilla intermediate ciphers) and TLS 1.
 
   // Control: the same client command does complete TLS 1.1 against a server that allows it, so the refusal
   // above is nginx's configuration, not the client.
+  let controlProtocol = "";
   const controlPort = await freePort();
   const control = background(
     "openssl",
@@ -341,6 +342,7 @@ test("TLS 1.1 is refused while TLS 1.2 (Mozilla intermediate ciphers) and TLS 1.
     const allowed = await handshake(controlPort, ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]);
     assert.ok(allowed.ok, `control TLS 1.1 handshake failed:\n${allowed.text}`);
     assert.is(allowed.protocol, "TLSv1.1");
+    controlProtocol = `${allowed.protocol} completed`;
   } finally {
     await control.stop("SIGTERM", 3_000);
   }
@@ -348,6 +350,11 @@ test("TLS 1.1 is refused while TLS 1.2 (Mozilla intermediate ciphers) and TLS 1.
   // HTTP/2 is offered by ALPN.
   const h2 = await handshake(port, ["-alpn", "h2,http/1.1"]);
   assert.is(h2.alpn, "h2");
+  const alert = /alert [a-z ]+/.exec(tls11.text)?.[0] ?? "refused";
+  console.log(
+    `  TLS 1.3: ${tls13.cipher}; TLS 1.2: ${tls12.cipher}; TLS 1.2 CBC-only client: refused; ` +
+      `TLS 1.1: refused (${alert}), same client vs a TLS 1.1 server: ${controlProtocol}; ALPN: ${h2.alpn}`,
+  );
 });
 
 test("HSTS and the security headers are present exactly once, also on errors; no version leaks", async () => {

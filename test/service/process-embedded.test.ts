@@ -5,6 +5,8 @@
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { freePort } from "../support/postgres.js";
@@ -12,9 +14,11 @@ import {
   acceptsConnections,
   type ChildEnv,
   type Exit,
+  type HttpResult,
   request,
   type ServerProcess,
   startServer,
+  waitFor,
   within,
 } from "../support/server-process.js";
 
@@ -74,11 +78,42 @@ test(
 );
 
 test(
-  "SIGTERM stops the server with exit 0 and stops its embedded PostgreSQL too",
-  within(20_000, async (state: State) => {
+  "SIGTERM lets a request in flight finish, then stops the server with exit 0 and its embedded PostgreSQL too",
+  within(25_000, async (state: State) => {
     const server = state.first;
     assert.ok(server, "the first run started");
-    const exit = await server.stop(15_000);
+    // A request held inside the server: a direct connection locks the loans table until after the signal.
+    const lock = new pg.Client(`postgres://postgres:postgres@127.0.0.1:${state.pgPort}/loans`);
+    lock.on("error", () => {});
+    await lock.connect();
+    let inFlight: Promise<HttpResult> | undefined;
+    try {
+      await lock.query("BEGIN");
+      await lock.query("LOCK TABLE loans IN ACCESS EXCLUSIVE MODE");
+      inFlight = request(server.url, "GET", `/api/loans/${SEED_IDS[0]}`, { timeoutMs: 10_000 });
+      await waitFor(
+        "the request waiting on the lock",
+        async () => {
+          await lock.query("SELECT pg_stat_clear_snapshot()");
+          const r = await lock.query<{ n: string }>(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loan-service' AND wait_event_type = 'Lock'",
+          );
+          return Number(r.rows[0]?.n) >= 1;
+        },
+        5000,
+        20,
+      );
+      server.signal("SIGTERM");
+      await server.waitForLog((l) => l.msg?.startsWith("shutting down") ?? false, 3000, '"shutting down"');
+      await sleep(300);
+      await lock.query("COMMIT");
+    } finally {
+      await lock.end().catch(() => {});
+    }
+    const held = await inFlight;
+    assert.is(held?.status, 200, `the request in flight at the signal: ${held?.status} ${held?.text}`);
+
+    const exit = await server.waitForExit(15_000);
     state.firstExit = exit;
     assert.is(exit.code, 0, server.describe());
     assert.ok(

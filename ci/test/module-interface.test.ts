@@ -4,14 +4,14 @@
  * engine's TypeScript runtime runs it), and its registration run (the module runtime started with an empty
  * parent name, registering the module's types with a recording engine). Nothing is executed.
  */
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SOURCE_IGNORE } from "../src/pipeline.js";
 import { fromIntrospection, type RegisteredFunction, renderListing } from "./support/registration.js";
-import { makeModuleSandbox, sdkDist } from "./support/sandbox.js";
+import { makeModuleSandbox, repoRoot, sdkDist } from "./support/sandbox.js";
 import { scenarios } from "./support/scenarios.js";
 
 /** The pinned listing. Changing a function's name, arguments, defaults, cache policy or check status fails here. */
@@ -118,5 +118,16 @@ Interface(
     assert.is(registration.decoded.hasConstructor, false);
   },
 );
+
+Interface("the documentation shows the same listing (docs/pipeline.md, or the README once merged)", () => {
+  const docs = ["docs/pipeline.md", "README.md"]
+    .map((path) => join(repoRoot, path))
+    .filter((path) => existsSync(path))
+    .map((path) => readFileSync(path, "utf8"));
+  assert.ok(
+    docs.some((text) => text.includes(LISTING)),
+    "update the listing in docs/pipeline.md (README's Pipeline section)",
+  );
+});
 
 Interface.run();

@@ -2,7 +2,6 @@
  * The pins: one source of truth for each version, and the places that must agree with it do.
  * Nothing is executed.
  */
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -69,11 +68,11 @@ Pins("ci/tsconfig.json is what the runtime expects: decorators and the generated
   });
 });
 
-Pins("the generated SDK and the module's node_modules are git-ignored", () => {
-  const ignored = execFileSync("git", ["check-ignore", "ci/sdk/index.ts", "ci/node_modules/x/index.js"], {
-    cwd: repoRoot,
-  }).toString();
-  assert.is(ignored.trim().split("\n").length, 2);
+Pins("the generated SDK and the module's node_modules are git-ignored (as `dagger init` ignores them)", () => {
+  // Read, not asked of git: these tests also run in the pipeline's Node image, which has no git.
+  const ignore = read("ci/.gitignore").split("\n");
+  assert.ok(ignore.includes("/sdk"), "ci/.gitignore: /sdk");
+  assert.ok(ignore.includes("/**/node_modules/**"), "ci/.gitignore: /**/node_modules/**");
 });
 
 Pins.run();

@@ -133,7 +133,16 @@ function clientInProcess(args: string[], fault: Fault): Promise<ClientRun> {
       },
     });
     try {
-      run.code = await main(args, { ...CLIENT_ENV }, { stdout: sink("stdout"), stderr: sink("stderr") });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), 60_000);
+      });
+      run.code = await Promise.race([
+        main(args, { ...CLIENT_ENV }, { stdout: sink("stdout"), stderr: sink("stderr") }),
+        timeout,
+      ]);
+      clearTimeout(timer);
+      run.timedOut = run.code === null;
       return { engine, run };
     } finally {
       for (const [name, value] of [

@@ -8,13 +8,13 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { deepPageCursor, loadData, migrate, tableSize, writeIdsFile } from "./lib/data.js";
 import { type Endpoint, type Mode, type Options, readOptions, type Variant } from "./lib/options.js";
-import { type Ceiling, pgbenchInit, runPgbench } from "./lib/pgbench.js";
-import { readStatements, resetStatements, startPostgres } from "./lib/postgres.js";
-import { observe, waitForQuiet } from "./lib/proc.js";
+import { type Ceiling, type PgbenchResult, pgbenchInit, runPgbench } from "./lib/pgbench.js";
+import { readStatements, resetStatements, type StatementCount, startPostgres } from "./lib/postgres.js";
+import { type Observation, observe, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { type CeilingRecord, type EndpointRecord, type Report, renderReport } from "./lib/report.js";
 import { buildService, type RunningService, startService } from "./lib/service.js";
 import { describeMachine, requireTools } from "./lib/tools.js";
-import { buildScript, runWrk, type Script } from "./lib/wrk.js";
+import { buildScript, runWrk, type Script, type WrkResult } from "./lib/wrk.js";
 
 const opts: Options = readOptions();
 requireTools(["wrk", "pgbench"]);
@@ -62,6 +62,7 @@ const pg = await startPostgres({
   sharedBuffers: opts.sharedBuffers,
   statements: opts.statements,
 });
+watchPostgres(pg.pid);
 let service: RunningService | undefined;
 const cleanup = async () => {
   await service?.stop().catch(() => {});
@@ -121,17 +122,24 @@ process.exit(0);
 async function ceilings(size: number, generated: number, kinds: Ceiling[]) {
   for (const kind of kinds.filter((k) => opts.ceilings.includes(k))) {
     for (const mode of opts.modes) {
-      const background = await waitForQuiet(opts.quietMaxPct, opts.quietWaitS, say);
-      const { result, seen } = await observe(undefined, () =>
-        runPgbench(pg.url, {
-          kind,
-          clients: mode.connections,
-          threads: opts.threads,
-          durationS: opts.durationS,
-          dir: opts.outDir,
-          generatedRows: generated,
-        }),
-      );
+      let best: { result: PgbenchResult; seen: Observation; background: number } | undefined;
+      for (let attempt = 0; attempt <= opts.retries; attempt++) {
+        const background = await waitForQuiet(opts.quietMaxPct, opts.quietWaitS, say);
+        const { result, seen } = await observe(undefined, () =>
+          runPgbench(pg.url, {
+            kind,
+            clients: mode.connections,
+            threads: opts.threads,
+            durationS: opts.durationS,
+            dir: opts.outDir,
+            generatedRows: generated,
+          }),
+        );
+        if (!best || seen.cpu.other < best.seen.cpu.other) best = { result, seen, background };
+        if (seen.cpu.other <= opts.quietMaxPct) break;
+        if (attempt < opts.retries) say(`   disturbed (CPU other ${seen.cpu.other} %): measuring again`);
+      }
+      const { result, seen, background } = best as NonNullable<typeof best>;
       const record: CeilingRecord = { size, kind, clients: mode.connections, ...result, cpu: seen.cpu, background };
       report.ceilings.push(record);
       say(`   pgbench ${kind} -c ${mode.connections}: ${result.tps} tps`);
@@ -191,10 +199,21 @@ async function measure(
   await run(opts.warmupS, `${size}w${variant.name}${mode.name}`);
   await sleep(500);
   const before = endpoint === "create" ? await tableSize(pg.url) : undefined;
-  const background = await waitForQuiet(opts.quietMaxPct, opts.quietWaitS, say);
-  if (opts.statements) await resetStatements(pg.url);
-  const { result, seen } = await observe(svc.pid, () => run(opts.durationS, `${size}${variant.name}${mode.name}`));
-  const statements = opts.statements ? await readStatements(pg.url) : undefined;
+  // A measurement that someone else's work disturbed (CPU "other" over the threshold) is taken again, at most
+  // BENCH_RETRIES times; the least disturbed one is kept.
+  let best: { result: WrkResult; seen: Observation; background: number; statements?: StatementCount[] } | undefined;
+  for (let attempt = 0; attempt <= opts.retries; attempt++) {
+    const background = await waitForQuiet(opts.quietMaxPct, opts.quietWaitS, say);
+    if (opts.statements) await resetStatements(pg.url);
+    const { result, seen } = await observe(svc.pid, () =>
+      run(opts.durationS, `${size}${variant.name}${mode.name}${attempt}`),
+    );
+    const statements = opts.statements ? await readStatements(pg.url) : undefined;
+    if (!best || seen.cpu.other < best.seen.cpu.other) best = { result, seen, background, statements };
+    if (seen.cpu.other <= opts.quietMaxPct) break;
+    if (attempt < opts.retries) say(`   disturbed (CPU other ${seen.cpu.other} %): measuring again`);
+  }
+  const { result, seen, background, statements } = best as NonNullable<typeof best>;
   const record: EndpointRecord = {
     size,
     variant: variant.name,

@@ -11,7 +11,7 @@ import pg from "pg";
 import { deepPageCursor, loadData, migrate, tableSize, writeIdsFile } from "./lib/data.js";
 import { parseEnvList } from "./lib/options.js";
 import { startPostgres } from "./lib/postgres.js";
-import { observe, processTree, rssKiB, waitForQuiet } from "./lib/proc.js";
+import { observe, processTree, rssKiB, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { buildService, ROOT, startService } from "./lib/service.js";
 import { describeMachine, requireTools } from "./lib/tools.js";
 import { buildScript, runWrk } from "./lib/wrk.js";
@@ -44,6 +44,7 @@ const db = await startPostgres({
   sharedBuffers: env.BENCH_PG_SHARED_BUFFERS ?? "256MB",
   statements: false,
 });
+watchPostgres(db.pid);
 let exitCode = 1;
 try {
   await migrate(db.url);

@@ -37,6 +37,8 @@ export interface Options {
   /** Before each measurement, wait (at most quietWaitS) until the machine's CPU use is under quietMaxPct. */
   quietMaxPct: number;
   quietWaitS: number;
+  /** Measurements disturbed by other work (CPU "other" > quietMaxPct) are taken again, this many times at most. */
+  retries: number;
   outDir: string;
 }
 
@@ -129,7 +131,8 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
     threads: num("BENCH_THREADS", 2),
     deepPageLimit: 10,
     quietMaxPct: num("BENCH_QUIET_MAX", 25),
-    quietWaitS: num("BENCH_QUIET_WAIT", 300),
+    quietWaitS: num("BENCH_QUIET_WAIT", 120),
+    retries: env.BENCH_RETRIES === "0" ? 0 : num("BENCH_RETRIES", 2),
     outDir: env.BENCH_OUT ?? join(ROOT, "bench/out", stamp),
   };
 }

@@ -7,7 +7,7 @@
  * test suite's server turns them off; a benchmark on that would overstate writes. pgbench's ceilings are measured
  * on this same server with the same settings, so the ratios compare like with like either way.
  */
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -18,6 +18,8 @@ export interface BenchPostgres {
   /** What the run used, for the report. */
   settings: Record<string, string>;
   embedded: boolean;
+  /** The postmaster's pid when the server runs on this machine (its processes are counted as "postgres"). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<BenchPostgre
     url,
     settings: await readSettings(url),
     embedded: true,
+    pid: Number(readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n")[0]),
     async stop() {
       await server.stop().catch(() => {});
       rmSync(dir, { recursive: true, force: true });

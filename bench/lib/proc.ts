@@ -84,6 +84,15 @@ export interface Observation {
 
 type Group = "service" | "postgres" | "loadgen" | "other";
 
+let watchedPostgres: number | undefined;
+/**
+ * The benchmark's own PostgreSQL (its postmaster's pid): only its processes count as "postgres", other servers on
+ * the machine count as "other". Unset (a remote DATABASE_URL): every process named postgres counts.
+ */
+export function watchPostgres(pid: number | undefined): void {
+  watchedPostgres = pid;
+}
+
 /**
  * Watches the machine while `work` runs: every 250 ms the CPU time of every process (the last value seen counts,
  * so processes that exit during the run, such as wrk, are included) and the service's RSS.
@@ -92,6 +101,7 @@ export async function observe<T>(
   servicePid: number | undefined,
   work: () => Promise<T>,
 ): Promise<{ result: T; seen: Observation }> {
+  const postgresPid = watchedPostgres;
   const first = new Map<number, number>();
   const last = new Map<number, { ticks: number; group: Group }>();
   let rssMax = 0;
@@ -100,14 +110,21 @@ export async function observe<T>(
   const scan = (initial: boolean) => {
     const procs = allProcs();
     const service = new Set(servicePid ? processTree(servicePid, procs) : []);
+    const postgres = postgresPid ? new Set(processTree(postgresPid, procs)) : undefined;
     for (const p of procs) {
       const group: Group = service.has(p.pid)
         ? "service"
-        : p.comm === "postgres"
-          ? "postgres"
-          : p.comm === "wrk" || p.comm === "pgbench"
-            ? "loadgen"
-            : "other";
+        : postgres
+          ? postgres.has(p.pid)
+            ? "postgres"
+            : p.comm === "wrk" || p.comm === "pgbench"
+              ? "loadgen"
+              : "other"
+          : p.comm === "postgres"
+            ? "postgres"
+            : p.comm === "wrk" || p.comm === "pgbench"
+              ? "loadgen"
+              : "other";
       if (initial) first.set(p.pid, p.ticks);
       last.set(p.pid, { ticks: p.ticks, group });
     }

@@ -76,6 +76,11 @@ const sizeName = (n: number) =>
   n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 10_000 ? `${n / 1000}k` : n.toLocaleString("en");
 const ok = (pass: boolean) => (pass ? "yes" : "**no**");
 
+/** CPU time per request in µs: robust to a busy machine where req/s is not (10 ms ticks, so ± a few µs). */
+export function perRequest(e: EndpointRecord, group: "service" | "postgres"): number {
+  return Math.round(((e.seen.cpu[group] / 100) * e.durationS * 1e6) / Math.max(1, e.requests));
+}
+
 function find(r: Report, size: number, variant: string, mode: string, endpoint: string) {
   return r.endpoints.find(
     (e) => e.size === size && e.variant === variant && e.mode === mode && e.endpoint === endpoint,
@@ -275,9 +280,9 @@ export function renderReport(r: Report): string {
   line("### Every measurement");
   line();
   line(
-    "| rows | variant | mode | endpoint | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU service | CPU postgres | CPU wrk | CPU other | RSS max/process MiB | RSS total MiB (processes) |",
+    "| rows | variant | mode | endpoint | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU service | CPU postgres | CPU wrk | CPU other | service CPU µs/req | postgres CPU µs/req | RSS max/process MiB | RSS total MiB (processes) |",
   );
-  line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const e of r.endpoints) {
     const errors = e.errorCount
       ? `**${e.errorCount}** ${JSON.stringify(Object.fromEntries(Object.entries(e.errors).filter(([, n]) => n > 0)))}`
@@ -285,13 +290,28 @@ export function renderReport(r: Report): string {
     line(
       `| ${sizeName(e.size)} | ${e.variant} | ${e.mode} ${e.connections} | ${e.endpoint} | ${fmt(e.rps)} | ${e.latencyMs.p50} | ` +
         `${e.latencyMs.p90} | ${e.latencyMs.p99} | ${e.latencyMs.max} | ${errors} | ${e.seen.cpu.service} % | ` +
-        `${e.seen.cpu.postgres} % | ${e.seen.cpu.loadgen} % | ${e.seen.cpu.other} % | ${e.seen.rssMaxMiB} | ${e.seen.rssTotalMaxMiB} (${e.seen.processes}) |`,
+        `${e.seen.cpu.postgres} % | ${e.seen.cpu.loadgen} % | ${e.seen.cpu.other} % | ${perRequest(e, "service")} | ${perRequest(e, "postgres")} | ${e.seen.rssMaxMiB} | ${e.seen.rssTotalMaxMiB} (${e.seen.processes}) |`,
     );
   }
   line();
+  const counted = r.endpoints.filter((e) => e.statements && e.mode === "keepalive");
+  if (counted.length) {
+    line("### SQL statements per request (pg_stat_statements)");
+    line();
+    line("| rows | variant | endpoint | statements / request | statement (calls per request, mean ms) |");
+    line("|---|---|---|---|---|");
+    for (const e of counted) {
+      const st = (e.statements ?? []).filter((s) => s.perRequest >= 0.01);
+      const total = st.reduce((a, s) => a + s.perRequest, 0);
+      const text = st.map((s) => `\`${s.query.slice(0, 140)}\` (${s.perRequest}, ${s.meanMs})`).join("<br>");
+      line(`| ${sizeName(e.size)} | ${e.variant} | ${e.endpoint} | ${total.toFixed(2)} | ${text || "–"} |`);
+    }
+    line();
+  }
   line(
     'CPU is % of one core over the measured interval (200 % = both cores); "other" is every other process on the ' +
-      "machine (the harness's own sampling included): anything large there means the figures were disturbed.",
+      "machine (the harness's own sampling included): anything large there means the figures were disturbed. " +
+      "CPU µs per request (CPU time of the group ÷ requests) is the figure that a busy machine disturbs least.",
   );
   line();
   return `${out.join("\n")}\n`;

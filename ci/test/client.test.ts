@@ -70,7 +70,9 @@ Client("publish: secret by env:// reference, value never sent, lower-cased repos
   assert.equal(addresses, ["ghcr.io/loan-org/loan-service:latest", `ghcr.io/loan-org/loan-service:sha-${COMMIT}`]);
   const published = run.stdout.trim().split("\n");
   assert.is(published.length, 2);
-  for (const line of published) assert.match(line, /^published ghcr\.io\/loan-org\/loan-service@sha256:[0-9a-f]{64}$/);
+  assert.match(published[0] ?? "", /^published ghcr\.io\/loan-org\/loan-service:latest@sha256:[0-9a-f]{64}$/);
+  assert.is(published[1]?.split("@")[0], `published ghcr.io/loan-org/loan-service:sha-${COMMIT}`);
+  assert.match(published[1] ?? "", /@sha256:[0-9a-f]{64}$/);
 });
 
 Client("publish with failing tests (injected ExecError): exit 1, no publish request, the test output", ({ s }) => {

@@ -197,7 +197,9 @@ Call(
     assert.is(run.code, 0, run.stderr);
     const refs = JSON.parse(engine.returnedValue ?? "[]") as string[];
     assert.is(refs.length, 2);
-    for (const ref of refs) assert.match(ref, /^ghcr\.io\/loan-org\/loan-service@sha256:[0-9a-f]{64}$/);
+    assert.match(refs[0] ?? "", /^ghcr\.io\/loan-org\/loan-service:latest@sha256:[0-9a-f]{64}$/);
+    assert.is(refs[1]?.split("@")[0], `ghcr.io/loan-org/loan-service:sha-${COMMIT}`);
+    assert.is(refs[0]?.split("@")[1], refs[1]?.split("@")[1], "both tags name the same pushed image");
 
     const publishes = engine.publishQueries();
     assert.equal(

@@ -323,8 +323,11 @@ export class RecordingEngine {
       case "publish": {
         this.evaluate(object);
         const address = String(leaf.args.address);
-        const digest = createHash("sha256").update(address).digest("hex");
-        return `${address.replace(/:[^:/]+$/, "")}@sha256:${digest}`;
+        // The digest depends on what is pushed (the image and its platform variants), not on the tag.
+        const pushed = JSON.stringify([this.expandChain(object), this.expand(leaf.args.platformVariants ?? [])]);
+        const digest = createHash("sha256").update(pushed).digest("hex");
+        // As the engine answers (core/container.go Publish: reference.WithDigest keeps the tag).
+        return `${address}@sha256:${digest}`;
       }
       case "export":
         this.evaluate(object);

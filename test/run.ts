@@ -1,5 +1,5 @@
 /**
- * The test command: `tsx test/run.ts [dir …]` (default: the service and pipeline suites).
+ * The test command: `tsx test/run.ts [dir …]` (default: the service, compose and pipeline suites).
  *
  * Uses DATABASE_URL when it is set (the pipeline binds a PostgreSQL service); otherwise starts an embedded
  * PostgreSQL for the run and stops it afterwards. Runs each directory's uvu suites in a child process and
@@ -15,7 +15,9 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const dirs = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 // The default suites are those present; a directory named on the command line must exist.
 const suites =
-  dirs.length > 0 ? dirs : ["test/service", "ci/test"].filter((d) => existsSync(new URL(`../${d}`, import.meta.url)));
+  dirs.length > 0
+    ? dirs
+    : ["test/service", "test/compose", "ci/test"].filter((d) => existsSync(new URL(`../${d}`, import.meta.url)));
 
 async function runUvu(dir: string, env: NodeJS.ProcessEnv) {
   return new Promise<{ passed: number; failed: number; skipped: number; code: number }>((resolve) => {

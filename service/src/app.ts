@@ -44,6 +44,8 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
         if (res.statusCode >= 400) return "warn";
         return "info";
       },
+      // The client address as Express resolves it behind TRUST_PROXY hops (X-Forwarded-For from nginx).
+      customProps: (req) => ({ clientIp: (req as express.Request).ip }),
       serializers: {
         req: (req) => ({ id: req.id, method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
         res: (res) => ({ statusCode: res.statusCode }),

@@ -125,7 +125,8 @@ async function primary() {
 
   cluster.on("exit", (worker, code, signal) => {
     if (shuttingDown) {
-      if (code !== 0) failedExits += 1;
+      // A worker still starting has no handler yet and ends by the forwarded SIGTERM itself: not a failure.
+      if (code !== 0 && signal !== "SIGTERM") failedExits += 1;
       return;
     }
     const now = Date.now();

@@ -174,6 +174,14 @@ export async function main(
   const sdk = await import("@dagger.io/dagger");
   const pipeline = await import("./src/pipeline.js");
   const out = (text: string) => io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  if (publishInput) {
+    try {
+      pipeline.publishTarget({ ...invocation, repository: publishInput.repository, commit });
+    } catch (error) {
+      io.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+      return 2;
+    }
+  }
 
   let code = 0;
   try {

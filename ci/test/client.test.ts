@@ -120,6 +120,16 @@ Client("usage: publish-only flags elsewhere, or publish without repository or pa
   assert.is(await main(["lint", "--tag", "v1"], {}, quiet), 2);
   assert.is(await main(["publish"], { GITHUB_ACTOR: "a", REGISTRY_PASSWORD: "x" }, quiet), 2);
   assert.is(await main(["publish", "--repository", "o/n"], { GITHUB_ACTOR: "a" }, quiet), 2);
+  // Checked before any engine is contacted. Should that regress, no engine can be started from here either.
+  process.env._EXPERIMENTAL_DAGGER_CLI_BIN = "/nonexistent/dagger";
+  try {
+    assert.is(
+      await main(["publish", "--repository", "o//n", "--tag", "v 1"], { GITHUB_ACTOR: "a", GITHUB_TOKEN: "x" }, quiet),
+      2,
+    );
+  } finally {
+    delete process.env._EXPERIMENTAL_DAGGER_CLI_BIN;
+  }
 });
 
 Client.run();

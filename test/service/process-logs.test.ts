@@ -179,6 +179,28 @@ test(
 );
 
 test(
+  "X-Forwarded-For from one proxy hop is trusted (TRUST_PROXY defaults to 1): the log's clientIp is the address that hop saw, not a spoofed one",
+  within(20_000, async (state: State) => {
+    await ready(state);
+    const cases: [string | undefined, string][] = [
+      [undefined, "127.0.0.1"],
+      ["203.0.113.7", "203.0.113.7"],
+      // The client sent "198.51.100.1"; the proxy appended the address it saw: only that one is trusted.
+      ["198.51.100.1, 203.0.113.7", "203.0.113.7"],
+    ];
+    for (const [forwarded, expected] of cases) {
+      const id = `xff-${Date.now()}-${expected}`;
+      const headers: Record<string, string> = { "X-Request-Id": id };
+      if (forwarded) headers["X-Forwarded-For"] = forwarded;
+      assert.is((await request(state.server.url, "GET", "/health", { headers })).status, 200);
+      const line = await requestLine(state.server, id);
+      assert.is(line.clientIp, expected, `X-Forwarded-For: ${forwarded ?? "(none)"}`);
+      assert.is((line.req as { remoteAddress?: string }).remoteAddress, "127.0.0.1", "the socket's own address");
+    }
+  }),
+);
+
+test(
   "the database password never appears in stdout or stderr: not at start-up, in requests, through an outage, nor at shutdown",
   within(40_000, async (state: State) => {
     await ready(state);

@@ -10,7 +10,7 @@
 # npm cache mount; the runtime stage copies node_modules from the first and dist/ from the second, and runs as
 # the unprivileged `node` user under tini. The build needs BuildKit's `RUN --mount` (the legacy builder lacks it).
 
-ARG NODE_IMAGE=node:24.19.0-bookworm-slim
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app

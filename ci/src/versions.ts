@@ -1,5 +1,5 @@
 /**
- * Every version the pipeline pins, in one place. Bump them here (see docs/pipeline.md, "Bumping the pins");
+ * Every version the pipeline pins, in one place. Bump them here (see README.md, "Bumping the pinned versions");
  * `ci/test/versions.test.ts` checks that they stay consistent with `.nvmrc`, `dagger.json` and the workflow.
  *
  * The Dagger engine version is not repeated here: `dagger.json`'s `engineVersion` is its single source, and
@@ -7,7 +7,7 @@
  */
 
 /** Node image for lint, type-check and tests, and the `NODE_IMAGE` build argument of the Dockerfile. Major = `.nvmrc`. */
-export const NODE_IMAGE = "node:24.19.0-bookworm-slim";
+export const NODE_IMAGE = "node:24.21.0-bookworm-slim";
 
 /** Official PostgreSQL image the tests run against; compose uses the same tag (major 17 everywhere). */
 export const POSTGRES_IMAGE = "postgres:17.11-bookworm";

@@ -54,8 +54,13 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
   );
   app.use(helmet());
   app.use((_req, res, next) => {
-    // While shutting down, ask keep-alive clients to reconnect elsewhere after this response.
-    if (lifecycle.shuttingDown) res.setHeader("Connection", "close");
+    // While shutting down, ask keep-alive clients to reconnect elsewhere after this response — decided when the
+    // headers go out, so that requests already in flight at the signal close their connection too.
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
+      if (lifecycle.shuttingDown && !this.headersSent) this.setHeader("Connection", "close");
+      return writeHead.apply(this, args);
+    } as typeof writeHead;
     next();
   });
 

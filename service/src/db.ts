@@ -21,6 +21,8 @@ export function createDb(
       connectionString: config.databaseUrl,
       connectionTimeoutMillis: config.dbAcquireTimeoutMs,
       statement_timeout: config.dbStatementTimeoutMs,
+      // The statement timeout is enforced by the server; a server that stops answering needs a bound here too.
+      query_timeout: config.dbStatementTimeoutMs + config.dbAcquireTimeoutMs,
       application_name: "loan-service",
       keepAlive: true,
     },

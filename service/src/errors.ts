@@ -92,7 +92,10 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   // 57014: statement timeout.
   if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300" || code === "57014") return true;
   if (UNAVAILABLE_ERRNOS.has(code)) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message ?? "");
+  // pg: "timeout expired" (connectionTimeoutMillis), "Query read timeout" (query_timeout).
+  return /Connection terminated|connection timeout|timeout expired|Query read timeout|Client has encountered a connection error/i.test(
+    e.message ?? "",
+  );
 }
 
 function mapDbError(err: InstanceType<typeof DBError>): HttpProblem {

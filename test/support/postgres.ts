@@ -41,7 +41,8 @@ export async function startTestPostgres(options: { database?: string } = {}): Pr
     user: "postgres",
     password: "postgres",
     port,
-    persistent: false,
+    // Kept on stop so pause()/start() bring the same database back; stop() removes the folder.
+    persistent: true,
     createPostgresUser: true,
     onLog: () => {},
     onError: () => {},

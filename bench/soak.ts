@@ -6,7 +6,7 @@
  * service shuts down cleanly (exit 0 on SIGTERM). Output: bench/out/soak-<time>/ (soak.md, soak.json, service log).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import pg from "pg";
 import { deepPageCursor, loadData, migrate, tableSize, writeIdsFile } from "./lib/data.js";
 import { parseEnvList } from "./lib/options.js";
@@ -31,7 +31,7 @@ const serviceEnv = {
   ...parseEnvList(env.SOAK_SERVICE_ENV ?? ""),
 };
 const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
-const outDir = env.BENCH_OUT ?? join(ROOT, "bench/out", `soak-${stamp}`);
+const outDir = resolve(env.BENCH_OUT ?? join(ROOT, "bench/out", `soak-${stamp}`));
 const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
 
 requireTools(["wrk"]);

@@ -1,6 +1,6 @@
 /** The benchmark's settings, from the environment (and `--quick`), each with a default that suits two cores. */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ROOT } from "./service.js";
 
 export interface Mode {
@@ -133,6 +133,6 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
     quietMaxPct: num("BENCH_QUIET_MAX", 25),
     quietWaitS: num("BENCH_QUIET_WAIT", 120),
     retries: env.BENCH_RETRIES === "0" ? 0 : num("BENCH_RETRIES", 2),
-    outDir: env.BENCH_OUT ?? join(ROOT, "bench/out", stamp),
+    outDir: resolve(env.BENCH_OUT ?? join(ROOT, "bench/out", stamp)),
   };
 }

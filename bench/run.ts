@@ -12,9 +12,12 @@ import { type Ceiling, type PgbenchResult, pgbenchInit, runPgbench } from "./lib
 import { readStatements, resetStatements, type StatementCount, startPostgres } from "./lib/postgres.js";
 import { type Observation, observe, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { type CeilingRecord, type EndpointRecord, type Report, renderReport } from "./lib/report.js";
-import { buildService, type RunningService, startService } from "./lib/service.js";
+import { buildService, ROOT, type RunningService, startService } from "./lib/service.js";
 import { describeMachine, requireTools } from "./lib/tools.js";
 import { buildScript, runWrk, type Script, type WrkResult } from "./lib/wrk.js";
+
+/** What the reference app (bench/reference/) implements: the endpoints the issue's plain-Express anchor measured. */
+const REFERENCE_ENDPOINTS: Endpoint[] = ["health", "list", "by-id"];
 
 const opts: Options = readOptions();
 requireTools(["wrk", "pgbench"]);
@@ -104,9 +107,14 @@ try {
 
     // The database alone, reads first (writes grow the table).
     await ceilings(size, loaded.generated, ["select-only", "loan-pk"]);
-    for (const variant of opts.variants) await endpoints(size, variant, reads, paths);
+    // Rounds (BENCH_ROUNDS) interleave the variants, so a slow spell of the machine does not land on one of them.
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const variant of opts.variants) await endpoints(size, variant, reads, paths, round);
+    }
     await ceilings(size, loaded.generated, ["insert-plain", "insert-loan"]);
-    for (const variant of opts.variants) await endpoints(size, variant, writes, paths);
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const variant of opts.variants) await endpoints(size, variant, writes, paths, round);
+    }
     sizeInfo.afterWrites = await tableSize(pg.url);
     save();
   }
@@ -152,22 +160,25 @@ async function endpoints(
   variant: Variant,
   which: Endpoint[],
   paths: Partial<Record<Endpoint, { script: Script; env: Record<string, string> }>>,
+  round: number,
 ) {
-  if (which.length === 0) return;
-  const { BENCH_SERVICE_DIR: dir, ...variantEnv } = variant.env;
+  const { BENCH_SERVICE_DIR: dir, BENCH_REFERENCE: reference, ...variantEnv } = variant.env;
+  const measured = reference ? which.filter((e) => REFERENCE_ENDPOINTS.includes(e)) : which;
+  if (measured.length === 0) return;
   const env = { ...opts.serviceEnv, ...variantEnv, DATABASE_URL: pg.url };
   service = await startService({
-    entry: (dir && entries.get(dir)) || entry,
+    entry: reference ? join(ROOT, "bench/reference", `${reference}.ts`) : (dir && entries.get(dir)) || entry,
+    nodeArgs: reference ? ["--import", "tsx"] : [],
     env,
     logFile: join(opts.outDir, `service-${size}-${variant.name}.log`),
   });
   say(`   service "${variant.name}" up (pid ${service.pid}) ${JSON.stringify(variant.env)}`);
   try {
     for (const mode of opts.modes) {
-      for (const endpoint of which) {
+      for (const endpoint of measured) {
         const target = paths[endpoint];
         if (!target) continue;
-        await measure(size, variant, mode, endpoint, target);
+        await measure(size, variant, mode, endpoint, target, round);
       }
     }
   } finally {
@@ -183,6 +194,7 @@ async function measure(
   mode: Mode,
   endpoint: Endpoint,
   target: { script: Script; env: Record<string, string> },
+  round: number,
 ) {
   const svc = service as RunningService;
   const run = (durationS: number, runId: string) =>
@@ -220,6 +232,7 @@ async function measure(
     mode: mode.name,
     connections: mode.connections,
     endpoint,
+    round,
     ...result,
     seen,
     background,

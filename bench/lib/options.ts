@@ -37,6 +37,8 @@ export interface Options {
   /** Before each measurement, wait (at most quietWaitS) until the machine's CPU use is under quietMaxPct. */
   quietMaxPct: number;
   quietWaitS: number;
+  /** Each size's measurements are repeated this many times, variants interleaved; tables show the median. */
+  rounds: number;
   /** Measurements disturbed by other work (CPU "other" > quietMaxPct) are taken again, this many times at most. */
   retries: number;
   outDir: string;
@@ -91,8 +93,8 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
     return { name, connections: Number(c) };
   });
 
-  // Variants of the service: "name:VAR=v,VAR=v;name2:…". Default: one process, plus one per core when the
-  // service supports WEB_CONCURRENCY.
+  // Variants of the service: "name:VAR=v,VAR=v;name2:…". Default: one process, one per core when the service
+  // supports WEB_CONCURRENCY, and the plain-Express reference (BENCH_REFERENCE names a file in bench/reference/).
   let variants: Variant[];
   if (env.BENCH_VARIANTS) {
     variants = env.BENCH_VARIANTS.split(";")
@@ -105,6 +107,8 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
   } else {
     variants = [{ name: "single", env: { WEB_CONCURRENCY: "1" } }];
     if (serviceSupportsCluster()) variants.push({ name: "cluster", env: { WEB_CONCURRENCY: "auto" } });
+    // The other anchor, measured in the same run: plain Express 5 + pg (health, list, get-by-id only).
+    variants.push({ name: "plain-express", env: { WEB_CONCURRENCY: "1", BENCH_REFERENCE: "plain-express" } });
   }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
@@ -132,6 +136,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
     deepPageLimit: 10,
     quietMaxPct: num("BENCH_QUIET_MAX", 25),
     quietWaitS: num("BENCH_QUIET_WAIT", 120),
+    rounds: num("BENCH_ROUNDS", 1),
     retries: env.BENCH_RETRIES === "0" ? 0 : num("BENCH_RETRIES", 2),
     outDir: resolve(env.BENCH_OUT ?? join(ROOT, "bench/out", stamp)),
   };

@@ -11,6 +11,7 @@ export interface EndpointRecord extends WrkResult {
   mode: "keepalive" | "close";
   connections: number;
   endpoint: string;
+  round?: number;
   seen: Observation;
   /** Machine CPU (% of one core) just before the measurement, with the service idle. */
   background: number;
@@ -56,6 +57,8 @@ export const ORIGINAL: Record<string, number> = {
   stats: 574,
   create: 1155,
 };
+/** A plain Express 5 + pg service written the obvious way, keep-alive at 32 connections (wrk), one process. */
+export const PLAIN_EXPRESS: Record<string, number> = { health: 6300, "by-id": 3600, list: 2800 };
 export const ANCHOR_PGBENCH = { selectOnly: 30_000, insert: 12_000 };
 
 /** Issue 5's aims at 20 rows, keep-alive, 32 connections: multiple of the original, and of pgbench. */
@@ -81,10 +84,20 @@ export function perRequest(e: EndpointRecord, group: "service" | "postgres"): nu
   return Math.round(((e.seen.cpu[group] / 100) * e.durationS * 1e6) / Math.max(1, e.requests));
 }
 
+/** req/s of every round of this cell, as "min–max" (empty with one round). */
+function spread(r: Report, size: number, variant: string, mode: string, endpoint: string): string {
+  const all = r.endpoints
+    .filter((e) => e.size === size && e.variant === variant && e.mode === mode && e.endpoint === endpoint)
+    .map((e) => e.rps);
+  return all.length > 1 ? ` (${fmt(Math.min(...all))}–${fmt(Math.max(...all))})` : "";
+}
+
+/** The measurement of this cell: with several rounds, the median one by req/s. */
 function find(r: Report, size: number, variant: string, mode: string, endpoint: string) {
-  return r.endpoints.find(
-    (e) => e.size === size && e.variant === variant && e.mode === mode && e.endpoint === endpoint,
-  );
+  const all = r.endpoints
+    .filter((e) => e.size === size && e.variant === variant && e.mode === mode && e.endpoint === endpoint)
+    .sort((a, b) => a.rps - b.rps);
+  return all[Math.floor((all.length - 1) / 2)];
 }
 
 function ceiling(r: Report, size: number, kind: string, clients: number) {
@@ -96,6 +109,8 @@ export function renderReport(r: Report): string {
   const out: string[] = [];
   const line = (s = "") => out.push(s);
   const variants = o.variants.map((v) => v.name);
+  const references = o.variants.filter((v) => v.env.BENCH_REFERENCE).map((v) => v.name);
+  const services = variants.filter((v) => !references.includes(v));
   const keep = o.modes.find((m) => m.name === "keepalive");
   const smallest = Math.min(...o.sizes);
   const largest = Math.max(...o.sizes);
@@ -132,8 +147,9 @@ export function renderReport(r: Report): string {
     line(`### Headline: 20 rows, keep-alive, ${keep.connections} connections`);
     line();
     const head = ["endpoint", "original", "aim"];
-    for (const v of variants) head.push(`${v} req/s`, `${v} p50 / p99 ms`, `${v} × orig.`);
+    for (const v of services) head.push(`${v} req/s`, `${v} p50 / p99 ms`, `${v} × orig.`);
     head.push("vs pgbench (same clients)", "aim met");
+    for (const v of references) head.push(`${v} req/s (issue's anchor)`);
     line(`| ${head.join(" | ")} |`);
     line(`|${head.map(() => "---").join("|")}|`);
     for (const endpoint of o.endpoints) {
@@ -144,7 +160,7 @@ export function renderReport(r: Report): string {
         aim ? `≥ ${aim.times}×${aim.ofCeiling ? `, ≥ ${pct(aim.ofCeiling.share)} of ${aim.ofCeiling.kind}` : ""}` : "–",
       );
       let best: EndpointRecord | undefined;
-      for (const v of variants) {
+      for (const v of services) {
         const e = find(r, 20, v, "keepalive", endpoint);
         if (e && (!best || e.rps > best.rps)) best = e;
         cells.push(fmt(e?.rps), e ? `${e.latencyMs.p50} / ${e.latencyMs.p99}` : "–", e && orig ? x(e.rps / orig) : "–");
@@ -171,12 +187,21 @@ export function renderReport(r: Report): string {
         met = `${ok(pass)} (${best.variant})`;
       }
       cells.push(met);
+      for (const v of references) {
+        const e = find(r, 20, v, "keepalive", endpoint);
+        const anchor = PLAIN_EXPRESS[endpoint];
+        cells.push(e ? `${fmt(e.rps)}${anchor ? ` (${fmt(anchor)})` : ""}` : "–");
+      }
       line(`| ${cells.join(" | ")} |`);
     }
     line();
     line(
-      `Aims also: p99 ≤ ${P99_AIM_MS} ms, RSS ≤ ${RSS_AIM_MIB} MiB per process ("aim met" uses the best variant; ` +
-        `the original's figures were measured with ab at 8 connections without keep-alive).`,
+      `Aims also: p99 ≤ ${P99_AIM_MS} ms, RSS ≤ ${RSS_AIM_MIB} MiB per process ("aim met" uses the best variant of ` +
+        "the service; the original's figures were measured with ab at 8 connections without keep-alive)." +
+        (references.length
+          ? " The plain-Express reference (bench/reference/) is the issue's other anchor, measured in this run: " +
+            "its ratio to the issue's figure says how this machine compares with the anchors' one."
+          : ""),
     );
     line();
   }
@@ -220,7 +245,9 @@ export function renderReport(r: Report): string {
   // ------------------------------------------------------------------ cluster
   if (variants.length > 1) {
     const [a, ...rest] = variants as [string, ...string[]];
-    line(`### Processes: ${variants.join(" vs ")} (req/s, same run)`);
+    line(
+      `### Variants: ${variants.join(" vs ")} (req/s, same run${o.rounds > 1 ? `; median of ${o.rounds} interleaved rounds (min–max)` : ""})`,
+    );
     line();
     const head = ["size", "mode", "endpoint", a, ...rest.flatMap((b) => [b, `${b} / ${a}`])];
     line(`| ${head.join(" | ")} |`);
@@ -230,10 +257,15 @@ export function renderReport(r: Report): string {
         for (const endpoint of o.endpoints) {
           const base = find(r, s, a, mode.name, endpoint);
           if (!base) continue;
-          const cells = [sizeName(s), `${mode.name} ${mode.connections}`, endpoint, fmt(base.rps)];
+          const cells = [
+            sizeName(s),
+            `${mode.name} ${mode.connections}`,
+            endpoint,
+            fmt(base.rps) + spread(r, s, a, mode.name, endpoint),
+          ];
           for (const b of rest) {
             const e = find(r, s, b, mode.name, endpoint);
-            cells.push(fmt(e?.rps), e ? x(e.rps / base.rps) : "–");
+            cells.push(fmt(e?.rps) + spread(r, s, b, mode.name, endpoint), e ? x(e.rps / base.rps) : "–");
           }
           line(`| ${cells.join(" | ")} |`);
         }
@@ -288,7 +320,7 @@ export function renderReport(r: Report): string {
       ? `**${e.errorCount}** ${JSON.stringify(Object.fromEntries(Object.entries(e.errors).filter(([, n]) => n > 0)))}`
       : "0";
     line(
-      `| ${sizeName(e.size)} | ${e.variant} | ${e.mode} ${e.connections} | ${e.endpoint} | ${fmt(e.rps)} | ${e.latencyMs.p50} | ` +
+      `| ${sizeName(e.size)} | ${e.variant}${o.rounds > 1 ? ` #${e.round}` : ""} | ${e.mode} ${e.connections} | ${e.endpoint} | ${fmt(e.rps)} | ${e.latencyMs.p50} | ` +
         `${e.latencyMs.p90} | ${e.latencyMs.p99} | ${e.latencyMs.max} | ${errors} | ${e.seen.cpu.service} % | ` +
         `${e.seen.cpu.postgres} % | ${e.seen.cpu.loadgen} % | ${e.seen.cpu.other} % | ${perRequest(e, "service")} | ${perRequest(e, "postgres")} | ${e.seen.rssMaxMiB} | ${e.seen.rssTotalMaxMiB} (${e.seen.processes}) |`,
     );

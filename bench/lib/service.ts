@@ -5,8 +5,8 @@
  * stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, openSync, symlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../test/support/postgres.js";
@@ -24,6 +24,11 @@ export function buildService(outDir: string, sourceRoot = ROOT): string {
     cwd: sourceRoot,
     stdio: "inherit",
   });
+  // Wherever the output is (BENCH_OUT may be outside the repository), the compiled ES modules must load as such
+  // and find the repository's dependencies.
+  writeFileSync(join(dist, "package.json"), '{ "type": "module", "private": true }\n');
+  const modules = join(outDir, "node_modules");
+  if (!resolve(outDir).startsWith(ROOT) && !existsSync(modules)) symlinkSync(join(ROOT, "node_modules"), modules);
   const entry = join(dist, "src/server.js");
   if (!existsSync(entry)) throw new Error(`the build did not produce ${entry}`);
   return entry;
@@ -62,6 +67,8 @@ export async function startService(opts: {
   env: Record<string, string>;
   logFile: string;
   timeoutMs?: number;
+  /** Flags for node before the entry point, e.g. `--import tsx` for a TypeScript entry. */
+  nodeArgs?: string[];
 }): Promise<RunningService> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -69,7 +76,7 @@ export async function startService(opts: {
   const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), ...opts.env };
   Object.assign(env, serviceEnv);
   const log = openSync(opts.logFile, "a");
-  const child: ChildProcess = spawn(process.execPath, [opts.entry], {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.entry], {
     cwd: ROOT,
     env,
     stdio: ["ignore", log, log],

@@ -13,7 +13,7 @@ import { readStatements, resetStatements, type StatementCount, startPostgres } f
 import { type Observation, observe, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { type CeilingRecord, type EndpointRecord, type Report, renderReport } from "./lib/report.js";
 import { buildService, ROOT, type RunningService, startService } from "./lib/service.js";
-import { describeMachine, requireTools } from "./lib/tools.js";
+import { describeMachine, requireTools, serviceRevision } from "./lib/tools.js";
 import { buildScript, runWrk, type Script, type WrkResult } from "./lib/wrk.js";
 
 /** What the reference app (bench/reference/) implements: the endpoints the plain-Express anchor measured. */
@@ -29,6 +29,7 @@ const report: Report = {
   settings: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_"))),
   started: new Date().toISOString(),
   machine: describeMachine(),
+  revision: serviceRevision(ROOT),
   options: opts,
   postgres: {},
   sizes: [],

@@ -33,6 +33,8 @@ export interface Report {
   settings: Record<string, string | undefined>;
   started: string;
   finished?: string;
+  /** The service's git revision (bench/lib/tools.ts serviceRevision). */
+  revision?: string;
   machine: Machine;
   options: Options;
   postgres: Record<string, string>;
@@ -132,7 +134,7 @@ export function renderReport(r: Report): string {
       `wal_sync_method=${r.postgres.wal_sync_method}`,
   );
   line(
-    `- Service: compiled (\`node dist/src/server.js\`), ${Object.entries(o.serviceEnv)
+    `- Service: revision ${r.revision ?? "?"}, compiled (\`node dist/src/server.js\`), ${Object.entries(o.serviceEnv)
       .map(([k, v]) => `${k}=${v}`)
       .join(" ")}; variants: ${o.variants.map((v) => `${v.name} (${JSON.stringify(v.env)})`).join(", ")}`,
   );

@@ -36,6 +36,20 @@ function firstLine(cmd: string, args: string[]): string {
   }
 }
 
+/** The commit the service was built from, with "+changes" when service/ differs from it in the working tree. */
+export function serviceRevision(root: string): string {
+  try {
+    const rev = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "service"], {
+      cwd: root,
+      encoding: "utf8",
+    }).trim();
+    return dirty ? `${rev}+changes` : rev;
+  } catch {
+    return "unknown";
+  }
+}
+
 export interface Machine {
   cpus: number;
   cpuModel: string;

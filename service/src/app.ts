@@ -1,11 +1,10 @@
 /**
  * Builds the Express application. It never listens: server.ts does, and tests start it on port 0.
  */
-import { randomUUID } from "node:crypto";
 import express from "express";
 import helmet from "helmet";
 import type { Knex } from "knex";
-import { pinoHttp } from "pino-http";
+import { accessLog } from "./access-log.js";
 import type { Config } from "./config.js";
 import { errorHandler, methodNotAllowed, notFoundHandler } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -13,8 +12,6 @@ import { createMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { healthRouter, type Lifecycle } from "./routes/health.js";
 import { loansRouter } from "./routes/loans.js";
-
-const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
 export interface AppDeps {
   db: Knex;
@@ -30,28 +27,7 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
   app.set("trust proxy", config.trustProxy);
   app.set("query parser", "simple");
 
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId(req, res) {
-        const given = req.headers["x-request-id"];
-        const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader("X-Request-Id", id);
-        return id;
-      },
-      customLogLevel(_req, res, err) {
-        if (err || res.statusCode >= 500) return "error";
-        if (res.statusCode >= 400) return "warn";
-        return "info";
-      },
-      // The client address as Express resolves it behind TRUST_PROXY hops (X-Forwarded-For from nginx).
-      customProps: (req) => ({ clientIp: (req as express.Request).ip }),
-      serializers: {
-        req: (req) => ({ id: req.id, method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
-        res: (res) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
+  app.use(accessLog(app, logger));
   app.use(helmet());
   app.use((_req, res, next) => {
     // While shutting down, ask keep-alive clients to reconnect elsewhere after this response — decided when the

@@ -5,6 +5,7 @@
 import { STATUS_CODES } from "node:http";
 import type { ErrorRequestHandler, RequestHandler, Response } from "express";
 import { DBError, NotFoundError, ValidationError } from "objection";
+import pg from "pg";
 import type { FieldError } from "./validation.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json; charset=utf-8";
@@ -98,8 +99,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   );
 }
 
-function mapDbError(err: InstanceType<typeof DBError>): HttpProblem {
-  const code = (err.nativeError as { code?: string } | undefined)?.code ?? "";
+/** A constraint or data error from PostgreSQL, raised through Objection (DBError) or by node-postgres directly. */
+function mapDbError(err: InstanceType<typeof DBError> | pg.DatabaseError): HttpProblem {
+  const code = (err instanceof DBError ? (err.nativeError as { code?: string } | undefined)?.code : err.code) ?? "";
   if (code === "23505" || code === "23503") return new HttpProblem(409, "The request conflicts with existing data.");
   if (code === "23514" || code === "23502" || code.startsWith("22")) {
     return new HttpProblem(400, "A value is outside what the database accepts.");
@@ -125,7 +127,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   } else if (err instanceof ValidationError) problem = new HttpProblem(400, "The loan is invalid.");
   else if (err instanceof NotFoundError) problem = HttpProblem.notFound("Not found.");
   else if (isDatabaseUnavailable(err)) problem = HttpProblem.unavailable();
-  else if (err instanceof DBError) problem = mapDbError(err);
+  else if (err instanceof DBError || err instanceof pg.DatabaseError) problem = mapDbError(err);
   else problem = new HttpProblem(500, "An unexpected error occurred.");
 
   if (problem.status === 503) req.log?.warn({ err: { message: (err as Error).message } }, "database unavailable");

@@ -1,13 +1,52 @@
 /**
  * Data access for loans: listing with a keyset cursor, lookup, idempotent creation, status transitions and
  * the maintained statistics. Every statement is a single round trip where the semantics allow it.
+ *
+ * The request paths run named prepared statements on connections from knex's pool: PostgreSQL parses and plans
+ * each statement once per connection, and no query builder or model runs per request. Measured on get-by-id,
+ * this costs about 330 µs less service CPU per request than Objection's `findById` (bench/RESULTS.md). The
+ * status transition, off the hot path, stays on the Objection model and its invariants.
  */
 import { createHash } from "node:crypto";
 import type { Knex } from "knex";
+import type { QueryResultRow } from "pg";
 import { HttpProblem } from "./errors.js";
-import { Loan, type LoanJson, toLoanJson } from "./models/Loan.js";
+import { Loan, type LoanJson, type LoanRow, toLoanJson } from "./models/Loan.js";
 import { type LoanStatus, TRANSITIONS } from "./schemas.js";
 import type { CreateLoanInput, ListQuery } from "./validation.js";
+
+/** The columns of a loan, named (never `*`): a prepared statement's result shape must not follow the table's. */
+const COLUMNS = "id, borrower_id, amount, currency, status, term_months, interest_rate_apr, created_at, updated_at";
+
+interface Statement {
+  /** Unique per text: node-postgres prepares a name once per connection and rejects another text under it. */
+  name: string;
+  text: string;
+}
+
+interface PgConnection {
+  query<R extends QueryResultRow>(q: { name: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+}
+
+/**
+ * Runs a named prepared statement on a connection from knex's pool (or on a transaction's own connection:
+ * a knex transaction's client hands out that connection and its release is a no-op). Acquisition is bounded
+ * by the pool's acquire timeout, the statement by the connection's statement and query timeouts (db.ts).
+ */
+export async function runPrepared<R extends QueryResultRow>(
+  db: Knex,
+  statement: Statement,
+  values: unknown[] = [],
+): Promise<R[]> {
+  const client = db.client as Knex.Client;
+  const connection = (await client.acquireConnection()) as PgConnection;
+  try {
+    const { rows } = await connection.query<R>({ name: statement.name, text: statement.text, values });
+    return rows;
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
 
 // ---------------------------------------------------------------- listing
 
@@ -32,29 +71,47 @@ export function decodeCursor(text: string): Cursor {
   }
 }
 
-export async function listLoans(q: ListQuery): Promise<{ loans: LoanJson[]; next?: string }> {
-  const query = Loan.query()
-    .orderBy([
-      { column: "created_at", order: "desc" },
-      { column: "id", order: "desc" },
-    ])
-    .limit(q.limit + 1);
-  if (q.status) query.where("status", q.status);
-  if (q.borrower_id) query.where("borrower_id", q.borrower_id);
-  if (q.cursor) {
-    const c = decodeCursor(q.cursor);
-    query.whereRaw("(created_at, id) < (?, ?)", [c.createdAt, c.id]);
+/** One statement per combination of filters (8 in all), each walking an index in its order: never OFFSET. */
+const pageStatements = new Map<string, Statement>();
+
+function pageStatement(status: boolean, borrower: boolean, cursor: boolean): Statement {
+  const shape = `${status ? "s" : ""}${borrower ? "b" : ""}${cursor ? "c" : ""}`;
+  let statement = pageStatements.get(shape);
+  if (!statement) {
+    const where: string[] = [];
+    let n = 0;
+    if (status) where.push(`status = $${++n}`);
+    if (borrower) where.push(`borrower_id = $${++n}`);
+    if (cursor) where.push(`(created_at, id) < ($${++n}::timestamptz, $${++n}::uuid)`);
+    statement = {
+      name: `loans_page_${shape || "all"}`,
+      text: `SELECT ${COLUMNS} FROM loans${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
+             ORDER BY created_at DESC, id DESC LIMIT $${++n}`,
+    };
+    pageStatements.set(shape, statement);
   }
-  const rows = await query;
+  return statement;
+}
+
+export async function listLoans(db: Knex, q: ListQuery): Promise<{ loans: LoanJson[]; next?: string }> {
+  const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+  const values: unknown[] = [];
+  if (q.status) values.push(q.status);
+  if (q.borrower_id) values.push(q.borrower_id);
+  if (cursor) values.push(cursor.createdAt, cursor.id);
+  values.push(q.limit + 1);
+  const rows = await runPrepared<LoanRow>(db, pageStatement(!!q.status, !!q.borrower_id, !!cursor), values);
   const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
   const next = rows.length > q.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : undefined;
   return { loans: page.map(toLoanJson), next };
 }
 
-export async function getLoan(id: string): Promise<LoanJson | undefined> {
-  const loan = await Loan.query().findById(id);
-  return loan ? toLoanJson(loan) : undefined;
+const BY_ID: Statement = { name: "loan_by_id", text: `SELECT ${COLUMNS} FROM loans WHERE id = $1` };
+
+export async function getLoan(db: Knex, id: string): Promise<LoanJson | undefined> {
+  const [row] = await runPrepared<LoanRow>(db, BY_ID, [id]);
+  return row ? toLoanJson(row) : undefined;
 }
 
 // ---------------------------------------------------------------- creation
@@ -77,8 +134,37 @@ function requestHash(input: CreateLoanInput): string {
 
 class KeyTaken extends Error {}
 
+const INSERT: Statement = {
+  name: "loan_insert",
+  text: `INSERT INTO loans (borrower_id, amount, currency, term_months, interest_rate_apr)
+         VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+};
+
+const KEY_FIND: Statement = {
+  name: "idempotency_key_find",
+  text: "SELECT request_hash, response_body FROM idempotency_keys WHERE key = $1",
+};
+
+const KEY_INSERT: Statement = {
+  name: "idempotency_key_insert",
+  text: `INSERT INTO idempotency_keys (key, request_hash, loan_id, response_body)
+         VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (key) DO NOTHING RETURNING key`,
+};
+
+async function insertLoan(db: Knex, input: CreateLoanInput): Promise<LoanJson> {
+  const [row] = await runPrepared<LoanRow>(db, INSERT, [
+    input.borrower_id,
+    input.amount,
+    input.currency,
+    input.term_months,
+    input.interest_rate_apr,
+  ]);
+  if (!row) throw new Error("INSERT … RETURNING returned no row");
+  return toLoanJson(row);
+}
+
 async function replay(db: Knex, key: string, hash: string): Promise<CreateResult | undefined> {
-  const row = await db("idempotency_keys").where({ key }).first("request_hash", "response_body");
+  const [row] = await runPrepared<{ request_hash: string; response_body: LoanJson }>(db, KEY_FIND, [key]);
   if (!row) return undefined;
   if (row.request_hash !== hash) {
     throw new HttpProblem(422, "This Idempotency-Key was already used with a different request body.", {
@@ -86,7 +172,7 @@ async function replay(db: Knex, key: string, hash: string): Promise<CreateResult
       title: "Idempotency-Key reused",
     });
   }
-  return { loan: row.response_body as LoanJson, replayed: true };
+  return { loan: row.response_body, replayed: true };
 }
 
 /**
@@ -95,28 +181,16 @@ async function replay(db: Knex, key: string, hash: string): Promise<CreateResult
  * the key taken, rolls its own insert back and answers with the first response. Exactly one loan is created.
  */
 export async function createLoan(db: Knex, input: CreateLoanInput, key?: string): Promise<CreateResult> {
-  if (!key) {
-    const loan = await Loan.query()
-      .insert({ ...input, status: "pending" })
-      .returning("*");
-    return { loan: toLoanJson(loan), replayed: false };
-  }
+  if (!key) return { loan: await insertLoan(db, input), replayed: false };
   const hash = requestHash(input);
   const earlier = await replay(db, key, hash);
   if (earlier) return earlier;
   try {
     return await db.transaction(async (trx) => {
-      const loan = await Loan.query(trx)
-        .insert({ ...input, status: "pending" })
-        .returning("*");
-      const json = toLoanJson(loan);
-      const stored = await trx.raw(
-        `INSERT INTO idempotency_keys (key, request_hash, loan_id, response_body)
-         VALUES (?, ?, ?, ?::jsonb) ON CONFLICT (key) DO NOTHING RETURNING key`,
-        [key, hash, loan.id, JSON.stringify(json)],
-      );
-      if (stored.rows.length === 0) throw new KeyTaken();
-      return { loan: json, replayed: false };
+      const loan = await insertLoan(trx, input);
+      const stored = await runPrepared(trx, KEY_INSERT, [key, hash, loan.id, JSON.stringify(loan)]);
+      if (stored.length === 0) throw new KeyTaken();
+      return { loan, replayed: false };
     });
   } catch (err) {
     if (!(err instanceof KeyTaken)) throw err;
@@ -173,16 +247,19 @@ export interface Stats {
 }
 
 /** Reads the trigger-maintained aggregates: a few rows whatever the table size, exact under concurrency. */
+const STATS: Statement = {
+  name: "loan_stats_totals",
+  text: `SELECT status, currency, GROUPING(status) AS gs, GROUPING(currency) AS gc,
+                sum(loan_count)::bigint AS n, coalesce(sum(amount_sum), 0) AS total,
+                coalesce(round(sum(amount_sum) / nullif(sum(loan_count), 0), 2), 0) AS avg
+         FROM loan_stats
+         GROUP BY GROUPING SETS ((status), (currency), ())`,
+};
+
 export async function getStats(db: Knex): Promise<Stats> {
-  const { rows } = await db.raw(`
-    SELECT status, currency, GROUPING(status) AS gs, GROUPING(currency) AS gc,
-           sum(loan_count)::bigint AS n, coalesce(sum(amount_sum), 0) AS total,
-           coalesce(round(sum(amount_sum) / nullif(sum(loan_count), 0), 2), 0) AS avg
-    FROM loan_stats
-    GROUP BY GROUPING SETS ((status), (currency), ())
-  `);
+  const rows = await runPrepared<Record<string, string | number | null>>(db, STATS);
   const stats: Stats = { total_loans: 0, total_amount: 0, avg_amount: 0, by_status: {}, by_currency: {} };
-  for (const r of rows as Array<Record<string, string | number | null>>) {
+  for (const r of rows) {
     const n = Number(r.n ?? 0);
     if (Number(r.gs) === 1 && Number(r.gc) === 1) {
       stats.total_loans = n;

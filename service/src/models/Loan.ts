@@ -47,8 +47,11 @@ export interface LoanJson {
   updated_at: string;
 }
 
+/** A row of `loans` as node-postgres returns it: NUMERIC as strings, timestamptz as Date. */
+export type LoanRow = Pick<Loan, keyof LoanJson>;
+
 /** The API's representation: snake_case, money as two-decimal strings, times as HTTP-dates (as the original). */
-export function toLoanJson(row: Pick<Loan, keyof LoanJson>): LoanJson {
+export function toLoanJson(row: LoanRow): LoanJson {
   return {
     id: row.id,
     borrower_id: row.borrower_id,

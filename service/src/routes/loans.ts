@@ -19,7 +19,7 @@ export function loansRouter(db: Knex, metrics?: Pick<Metrics, "loanCreated">): R
     .route("/loans")
     .get(async (req, res) => {
       const query = validateListQuery(req.query as Record<string, unknown>);
-      const { loans, next } = await listLoans(query);
+      const { loans, next } = await listLoans(db, query);
       if (next) {
         const params = new URLSearchParams();
         params.set("limit", String(query.limit));
@@ -50,7 +50,7 @@ export function loansRouter(db: Knex, metrics?: Pick<Metrics, "loanCreated">): R
     .route("/loans/:id")
     .get(async (req, res) => {
       const id = loanId(req.params.id);
-      const loan = await getLoan(id);
+      const loan = await getLoan(db, id);
       if (!loan) throw HttpProblem.notFound(`No loan with id ${id}.`);
       res.json(loan);
     })

@@ -1,5 +1,5 @@
 /**
- * The test command: `tsx test/run.ts [dir …]` (default: the service, compose and pipeline suites).
+ * The test command: `tsx test/run.ts [dir or *.test.ts file …]` (default: the service, compose and pipeline suites).
  *
  * Uses DATABASE_URL when it is set (the pipeline binds a PostgreSQL service); otherwise starts an embedded
  * PostgreSQL for the run and stops it afterwards. Runs each directory's uvu suites in a child process and
@@ -7,6 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters as stripAnsi } from "node:util";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.js";
@@ -21,7 +22,12 @@ const suites =
 
 async function runUvu(dir: string, env: NodeJS.ProcessEnv) {
   return new Promise<{ passed: number; failed: number; skipped: number; code: number }>((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "node_modules/uvu/bin.js", dir, "\\.test\\.ts$"], {
+    // A file runs alone: uvu takes a directory and a pattern.
+    const file = /\.test\.ts$/.test(dir);
+    const [where, pattern] = file
+      ? [dirname(dir), `^${basename(dir).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`]
+      : [dir, "\\.test\\.ts$"];
+    const child = spawn(process.execPath, ["--import", "tsx", "node_modules/uvu/bin.js", where, pattern], {
       cwd: root,
       env,
       stdio: ["ignore", "pipe", "inherit"],

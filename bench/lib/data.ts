@@ -168,7 +168,7 @@ export async function deepPageCursor(url: string, limit: number): Promise<{ curs
     );
     const row = rows[0];
     if (!row) throw new Error("no row for the deep page cursor");
-    return { cursor: encodeCursor({ createdAt: row.created_at, id: row.id }), position: position + 1 };
+    return { cursor: encodeCursor(row.created_at.toISOString(), row.id), position: position + 1 };
   } finally {
     await client.end();
   }

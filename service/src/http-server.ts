@@ -1,0 +1,133 @@
+/**
+ * The HTTP listener around the Express app: bounded waits for every client, problem documents even for requests
+ * Node's parser rejects, and a shutdown that no client can hold hostage.
+ *
+ * - `requestTimeout` (REQUEST_TIMEOUT_MS): the whole request, headers and body, must arrive within it, else 408
+ *   and the connection closes (a body trickled a byte at a time is cut); headers within at most 10 s. Checked
+ *   every second (Node's default check runs every 30 s).
+ * - Parser errors (broken request line, bad header, oversized header, timeout) get an
+ *   `application/problem+json` answer with `Connection: close`.
+ * - `drain()` (on SIGTERM): stops accepting, closes at once every connection with no request in progress — idle
+ *   keep-alive sockets, connections that sent nothing, and those still sending their request's headers (Node's
+ *   own `closeIdleConnections` leaves the last two open until the headers timeout). Connections with a request in
+ *   progress close after its response (the app sends `Connection: close` while shutting down); a request still
+ *   receiving its body gets at most `bodyDrainMs` more before its connection is closed.
+ */
+import http from "node:http";
+import type { Socket } from "node:net";
+import { PROBLEM_CONTENT_TYPE } from "./errors.js";
+
+export interface HttpServerOptions {
+  requestTimeoutMs: number;
+  /** Idle keep-alive sockets are closed after this (longer than nginx's upstream keepalive_timeout, 60 s). */
+  keepAliveTimeoutMs?: number;
+}
+
+export interface HttpServer {
+  server: http.Server;
+  /**
+   * Stop accepting and close what can be closed now (see above). `closed` runs once every connection is gone.
+   * Calling it again does nothing.
+   */
+  drain(options: { bodyDrainMs: number }, closed: () => void): void;
+  /** Connections open right now (for tests and logs). */
+  connections(): number;
+}
+
+interface SocketState {
+  /** Requests whose response has not finished. */
+  requests: Set<http.IncomingMessage>;
+}
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "The request did not arrive completely in time."],
+  HPE_HEADER_OVERFLOW: [431, "The request headers are too large."],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [400, "The request's chunk extensions are too large."],
+};
+
+function rawProblem(status: number, detail: string): string {
+  const title = http.STATUS_CODES[status] ?? "Error";
+  const body = JSON.stringify({ type: "about:blank", title, status, detail });
+  return (
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
+export function createHttpServer(app: http.RequestListener, options: HttpServerOptions): HttpServer {
+  const headersTimeout = Math.min(10_000, options.requestTimeoutMs);
+  const server = http.createServer(
+    {
+      requestTimeout: options.requestTimeoutMs,
+      headersTimeout,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
+      connectionsCheckingInterval: 1000,
+    },
+    app,
+  );
+  const sockets = new Map<Socket, SocketState>();
+  let draining = false;
+  let bodyDrainMs = 0;
+
+  const closeIfIdle = (socket: Socket, state: SocketState) => {
+    if (state.requests.size === 0) socket.destroy();
+  };
+
+  /** A request still receiving its body when the shutdown began gets `bodyDrainMs`, then its connection closes. */
+  const boundBody = (req: http.IncomingMessage) => {
+    if (req.complete) return;
+    const timer = setTimeout(() => {
+      if (!req.complete) req.socket.destroy();
+    }, bodyDrainMs);
+    timer.unref();
+    req.once("end", () => clearTimeout(timer));
+    req.once("close", () => clearTimeout(timer));
+  };
+
+  server.on("connection", (socket: Socket) => {
+    if (draining) {
+      socket.destroy();
+      return;
+    }
+    const state: SocketState = { requests: new Set() };
+    sockets.set(socket, state);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const state = sockets.get(req.socket);
+    if (!state) return;
+    state.requests.add(req);
+    if (draining) boundBody(req);
+    res.once("close", () => {
+      state.requests.delete(req);
+      if (draining) closeIfIdle(req.socket, state);
+    });
+  });
+
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    const inProgress = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+    if (err.code === "ECONNRESET" || !socket.writable || inProgress?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, detail] = CLIENT_ERRORS[err.code ?? ""] ?? [400, "The request is not valid HTTP/1.1."];
+    socket.end(rawProblem(status, detail));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  });
+
+  return {
+    server,
+    connections: () => sockets.size,
+    drain(opts, closed) {
+      if (draining) return;
+      draining = true;
+      bodyDrainMs = opts.bodyDrainMs;
+      server.close(() => closed());
+      for (const [socket, state] of sockets) {
+        if (state.requests.size === 0) socket.destroy();
+        else for (const req of state.requests) boundBody(req);
+      }
+    },
+  };
+}

@@ -8,7 +8,7 @@ import { seedLoans } from "../../service/seeds/loans.js";
 import { createApp } from "../../service/src/app.js";
 import { createDb, migrateLatest } from "../../service/src/db.js";
 import { createHttpServer } from "../../service/src/http-server.js";
-import { createLogger } from "../../service/src/logger.js";
+import { createLogger, type Logger } from "../../service/src/logger.js";
 import { createMetrics, type Metrics } from "../../service/src/metrics.js";
 
 export interface TestApp {
@@ -51,10 +51,10 @@ function database() {
 }
 
 /** The app behind the same HTTP server as in production (http-server.ts: timeouts, problem answers to bad HTTP). */
-export async function startApp(options: { requestTimeoutMs?: number } = {}): Promise<TestApp> {
+export async function startApp(options: { requestTimeoutMs?: number; logger?: Logger } = {}): Promise<TestApp> {
   users += 1;
   const { db } = await database();
-  const logger = createLogger({ level: process.env.LOG_LEVEL ?? "silent" });
+  const logger = options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? "silent" });
   const metrics = createMetrics(db);
   const app = createApp({ db, logger, config: { trustProxy: 1, dbAcquireTimeoutMs: 2000 }, metrics });
   const { server } = createHttpServer(app, { requestTimeoutMs: options.requestTimeoutMs ?? 15_000 });

@@ -1,15 +1,11 @@
 /**
  * Admission at the door, before any work: a request whose declared body is over the limit is answered 413 at once
- * (its body is never read, and the connection closes), and one connection cannot have more than PIPELINE_LIMIT
- * requests in progress — past it, pipelined requests get a 503 with `Retry-After` at once, so a single client
- * cannot fill the database queue (db.ts bounds that queue for all clients together).
+ * (its body is never read, and the connection closes). The per-connection pipelining limit is enforced by the
+ * HTTP server (http-server.ts), before the app, so that shedding a flood costs next to nothing.
  */
 import type { Socket } from "node:net";
 import type { RequestHandler } from "express";
-import { HttpProblem, OverloadedProblem } from "./errors.js";
-
-/** Requests one connection may have in progress (HTTP/1.1 pipelining); answers go out in order anyway. */
-export const PIPELINE_LIMIT = 8;
+import { HttpProblem } from "./errors.js";
 
 /** How long a connection closed after a 413 keeps discarding what the client still sends, so it reads the answer. */
 const LINGER_MS = 2000;
@@ -30,29 +26,15 @@ function lingerOnClose(socket: Socket) {
   };
 }
 
-export function requestGuard(options: { bodyLimitBytes: number; pipelineLimit?: number }): RequestHandler {
-  const pipelineLimit = options.pipelineLimit ?? PIPELINE_LIMIT;
-  const inProgress = new WeakMap<Socket, number>();
+export function requestGuard(options: { bodyLimitBytes: number }): RequestHandler {
   return (req, res, next) => {
     const socket = req.socket;
-    const n = (inProgress.get(socket) ?? 0) + 1;
-    inProgress.set(socket, n);
-    res.once("close", () => inProgress.set(socket, (inProgress.get(socket) ?? 1) - 1));
-
     // Node's parser has checked that Content-Length is decimal digits (else it answered 400 itself).
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > options.bodyLimitBytes) {
       lingerOnClose(socket);
       res.setHeader("Connection", "close");
       next(new HttpProblem(413, `The request body is larger than the limit of ${options.bodyLimitBytes} bytes.`));
-      return;
-    }
-    if (n > pipelineLimit) {
-      next(
-        new OverloadedProblem(
-          `More than ${pipelineLimit} requests are in progress on this connection: wait for the answers before sending more.`,
-        ),
-      );
       return;
     }
     next();

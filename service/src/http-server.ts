@@ -5,6 +5,10 @@
  * - `requestTimeout` (REQUEST_TIMEOUT_MS): the whole request, headers and body, must arrive within it, else 408
  *   and the connection closes (a body trickled a byte at a time is cut); headers within at most 10 s. Checked
  *   every second (Node's default check runs every 30 s).
+ * - Pipelining: one connection may have PIPELINE_LIMIT requests in progress; past it, each further request is
+ *   answered at once with a 503 problem and `Retry-After`, before the app runs (a canned answer: shedding 2,000
+ *   pipelined requests costs milliseconds), counted in the metrics under its route and logged once per connection.
+ *   A single client therefore cannot fill the database queue (db.ts bounds that queue for all clients together).
  * - Parser errors (broken request line, bad header, oversized header, timeout) get an
  *   `application/problem+json` answer with `Connection: close`.
  * - `drain()` (on SIGTERM): stops accepting, closes at once every connection with no request in progress — idle
@@ -16,9 +20,17 @@
 import http from "node:http";
 import type { Socket } from "node:net";
 import { PROBLEM_CONTENT_TYPE } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { Metrics } from "./metrics.js";
+
+/** Requests one connection may have in progress (HTTP/1.1 pipelining); answers go out in order anyway. */
+export const PIPELINE_LIMIT = 8;
 
 export interface HttpServerOptions {
   requestTimeoutMs: number;
+  /** Shed requests are counted here (the app's own requests are counted by its middleware). */
+  metrics?: Pick<Metrics, "observe">;
+  logger?: Logger;
   /** Idle keep-alive sockets are closed after this (longer than nginx's upstream keepalive_timeout, 60 s). */
   keepAliveTimeoutMs?: number;
 }
@@ -37,7 +49,22 @@ export interface HttpServer {
 interface SocketState {
   /** Requests whose response has not finished. */
   requests: Set<http.IncomingMessage>;
+  /** Requests answered 503 for pipelining past the limit on this connection. */
+  shed: number;
 }
+
+const SHED_BODY = JSON.stringify({
+  type: "/problems/overloaded",
+  title: "Service Unavailable",
+  status: 503,
+  detail: `More than ${PIPELINE_LIMIT} requests are in progress on this connection: wait for the answers before sending more.`,
+});
+const SHED_HEADERS = {
+  "Content-Type": PROBLEM_CONTENT_TYPE,
+  "Content-Length": String(Buffer.byteLength(SHED_BODY)),
+  "Retry-After": "1",
+  "Cache-Control": "no-store",
+};
 
 const CLIENT_ERRORS: Record<string, [number, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, "The request did not arrive completely in time."],
@@ -56,15 +83,12 @@ function rawProblem(status: number, detail: string): string {
 
 export function createHttpServer(app: http.RequestListener, options: HttpServerOptions): HttpServer {
   const headersTimeout = Math.min(10_000, options.requestTimeoutMs);
-  const server = http.createServer(
-    {
-      requestTimeout: options.requestTimeoutMs,
-      headersTimeout,
-      keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
-      connectionsCheckingInterval: 1000,
-    },
-    app,
-  );
+  const server = http.createServer({
+    requestTimeout: options.requestTimeoutMs,
+    headersTimeout,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
+    connectionsCheckingInterval: 1000,
+  });
   const sockets = new Map<Socket, SocketState>();
   let draining = false;
   let bodyDrainMs = 0;
@@ -89,21 +113,41 @@ export function createHttpServer(app: http.RequestListener, options: HttpServerO
       socket.destroy();
       return;
     }
-    const state: SocketState = { requests: new Set() };
+    const state: SocketState = { requests: new Set(), shed: 0 };
     sockets.set(socket, state);
     socket.once("close", () => sockets.delete(socket));
   });
 
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const state = sockets.get(req.socket);
-    if (!state) return;
+    if (!state) {
+      app(req, res);
+      return;
+    }
+    if (state.requests.size >= PIPELINE_LIMIT) {
+      shed(req, res, state);
+      return;
+    }
     state.requests.add(req);
     if (draining) boundBody(req);
     res.once("close", () => {
       state.requests.delete(req);
       if (draining) closeIfIdle(req.socket, state);
     });
+    app(req, res);
   });
+
+  const shed = (req: http.IncomingMessage, res: http.ServerResponse, state: SocketState) => {
+    const started = performance.now();
+    if (state.shed++ === 0) {
+      options.logger?.warn(
+        { remoteAddress: req.socket.remoteAddress, limit: PIPELINE_LIMIT },
+        "connection pipelines past the limit: shedding its further requests with 503",
+      );
+    }
+    res.writeHead(503, SHED_HEADERS).end(SHED_BODY);
+    options.metrics?.observe(req.method ?? "GET", req.url ?? "/", 503, (performance.now() - started) / 1000);
+  };
 
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const inProgress = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;

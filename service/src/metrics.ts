@@ -27,6 +27,8 @@ export interface Metrics {
   routes(prefix: string, router: unknown): void;
   /** The route label of a path (without the query string). */
   routeLabel(path: string): string;
+  /** Records a request answered outside the app (shed by the HTTP server); `url` may carry a query string. */
+  observe(method: string, url: string, status: number, seconds: number): void;
   loanCreated(currency: string): void;
 }
 
@@ -98,5 +100,13 @@ export function createMetrics(db: Knex): Metrics {
     next();
   };
 
-  return { registry, middleware, routes, routeLabel, loanCreated: (currency) => created.inc({ currency }) };
+  const observe = (method: string, url: string, status: number, seconds: number) => {
+    const q = url.indexOf("?");
+    duration.observe(
+      { method, route: routeLabel(q < 0 ? url : url.slice(0, q)), status_code: String(status) },
+      seconds,
+    );
+  };
+
+  return { registry, middleware, routes, routeLabel, observe, loanCreated: (currency) => created.inc({ currency }) };
 }

@@ -131,7 +131,12 @@ async function serve(databaseUrl: string, onClosed?: () => Promise<void>) {
   }
   const metricsServer = cluster.isWorker ? undefined : await listenMetrics(registryScrape(metrics.registry));
   // Keep-alive longer than nginx's upstream keepalive_timeout (60 s), so the proxy never reuses a socket we close.
-  const web = createHttpServer(app, { requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: 65_000 });
+  const web = createHttpServer(app, {
+    requestTimeoutMs: config.requestTimeoutMs,
+    keepAliveTimeoutMs: 65_000,
+    metrics,
+    logger,
+  });
   const server = web.server;
   server.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {

@@ -57,7 +57,7 @@ export async function startApp(options: { requestTimeoutMs?: number; logger?: Lo
   const logger = options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? "silent" });
   const metrics = createMetrics(db);
   const app = createApp({ db, logger, config: { trustProxy: 1, dbAcquireTimeoutMs: 2000 }, metrics });
-  const { server } = createHttpServer(app, { requestTimeoutMs: options.requestTimeoutMs ?? 15_000 });
+  const { server } = createHttpServer(app, { requestTimeoutMs: options.requestTimeoutMs ?? 15_000, metrics, logger });
   server.listen(0, "127.0.0.1");
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const { port } = server.address() as AddressInfo;

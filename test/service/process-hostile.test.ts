@@ -113,7 +113,6 @@ test(
   }),
 );
 
-const ok_count = (r: { status: number }[]) => r.filter((x) => x.status === 200).length;
 function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -152,17 +151,6 @@ test(
       c.destroy();
 
       const shed = responses.filter((r) => r.status === 503);
-      const types = new Map<string, number>();
-      for (const r of shed) types.set(JSON.parse(r.body).type, (types.get(JSON.parse(r.body).type) ?? 0) + 1);
-      console.log(
-        types,
-        ok_count(responses),
-        Math.round((peak - before) / 1024),
-        server
-          .logs()
-          .filter((l) => l.msg === "database unavailable")
-          .slice(0, 2),
-      );
       const ok = responses.filter((r) => r.status === 200);
       assert.is(shed.length + ok.length, N, "every pipelined request is answered 200 or 503");
       assert.ok(ok.length >= 8, `some are served (${ok.length})`);
@@ -176,8 +164,8 @@ test(
         other.every((s) => s === 200),
         `the other client was served every time: ${other.join(",")}`,
       );
-      // Loose: the unbounded server grew by ~110 MB on this load.
-      assert.ok(peak - before < 60 * 1024, `RSS grew by ${Math.round((peak - before) / 1024)} MiB`);
+      // Loose: the unbounded server grew by ~110 MB on this load; shed, it grows by ~10-15 MB.
+      assert.ok(peak - before < 50 * 1024, `RSS grew by ${Math.round((peak - before) / 1024)} MiB`);
     } finally {
       await admin.query("DELETE FROM loans WHERE borrower_id LIKE 'bulk\\_%'");
       await admin.end();

@@ -37,6 +37,8 @@ export interface Config {
   webConcurrency: number;
 }
 
+export const DEFAULT_EMBEDDED_PG_DIR = ".data/postgres";
+
 /** Accepts the original Flask app's SQLAlchemy URL (`postgresql+psycopg2://…`) as well as plain `postgres://`. */
 export function normalizeDatabaseUrl(url: string): string {
   return url.trim().replace(/^postgres(?:ql)?\+[a-z0-9_]+:\/\//i, "postgresql://");
@@ -94,7 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     METRICS_HOST: str({ default: "127.0.0.1", desc: "address of the Prometheus /metrics listener" }),
     IDEMPOTENCY_TTL_HOURS: num({ default: 24 }),
     EMBEDDED_PG_PORT: port({ default: 54329 }),
-    EMBEDDED_PG_DIR: str({ default: ".data/postgres" }),
+    EMBEDDED_PG_DIR: str({ default: DEFAULT_EMBEDDED_PG_DIR }),
     WEB_CONCURRENCY: str({ default: "1", desc: "worker processes: a number, or `auto` for one per core" }),
   });
 

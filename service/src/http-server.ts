@@ -11,11 +11,12 @@
  *   A single client therefore cannot fill the database queue (db.ts bounds that queue for all clients together).
  * - Parser errors (broken request line, bad header, oversized header, timeout) get an
  *   `application/problem+json` answer with `Connection: close`.
- * - `drain()` (on SIGTERM): stops accepting, closes at once every connection with no request in progress — idle
- *   keep-alive sockets, connections that sent nothing, and those still sending their request's headers (Node's
- *   own `closeIdleConnections` leaves the last two open until the headers timeout). Connections with a request in
- *   progress close after its response (the app sends `Connection: close` while shutting down); a request still
- *   receiving its body gets at most `bodyDrainMs` more before its connection is closed.
+ * - `drain()` (on SIGTERM): stops accepting and closes at once every connection that has sent nothing since its
+ *   last response (idle keep-alive sockets, connections that sent nothing at all). A connection part-way through
+ *   its next request's headers, or a request still receiving its body, gets at most `drainMs` more (half the
+ *   grace period): a request that completes in time is answered (the app says `Connection: close` and /ready
+ *   says 503), anything slower is closed. Before this, Node waited for such connections until its headers
+ *   timeout (66 s), past any grace period. Connections with a request in progress close after its response.
  */
 import http from "node:http";
 import type { Socket } from "node:net";
@@ -41,7 +42,7 @@ export interface HttpServer {
    * Stop accepting and close what can be closed now (see above). `closed` runs once every connection is gone.
    * Calling it again does nothing.
    */
-  drain(options: { bodyDrainMs: number }, closed: () => void): void;
+  drain(options: { drainMs: number }, closed: () => void): void;
   /** Connections open right now (for tests and logs). */
   connections(): number;
 }
@@ -49,6 +50,8 @@ export interface HttpServer {
 interface SocketState {
   /** Requests whose response has not finished. */
   requests: Set<http.IncomingMessage>;
+  /** `socket.bytesRead` when the connection last had nothing in progress (connected, or a response finished). */
+  idleAtBytes: number;
   /** Requests answered 503 for pipelining past the limit on this connection. */
   shed: number;
 }
@@ -91,18 +94,21 @@ export function createHttpServer(app: http.RequestListener, options: HttpServerO
   });
   const sockets = new Map<Socket, SocketState>();
   let draining = false;
-  let bodyDrainMs = 0;
+  let drainMs = 0;
 
+  /** After its last response: end our side once the response is flushed, and do not wait long for the peer. */
   const closeIfIdle = (socket: Socket, state: SocketState) => {
-    if (state.requests.size === 0) socket.destroy();
+    if (state.requests.size > 0 || socket.destroyed) return;
+    socket.end();
+    setTimeout(() => socket.destroy(), 1000).unref();
   };
 
-  /** A request still receiving its body when the shutdown began gets `bodyDrainMs`, then its connection closes. */
+  /** A request still receiving its body when the shutdown began gets `drainMs`, then its connection closes. */
   const boundBody = (req: http.IncomingMessage) => {
     if (req.complete) return;
     const timer = setTimeout(() => {
       if (!req.complete) req.socket.destroy();
-    }, bodyDrainMs);
+    }, drainMs);
     timer.unref();
     req.once("end", () => clearTimeout(timer));
     req.once("close", () => clearTimeout(timer));
@@ -113,7 +119,7 @@ export function createHttpServer(app: http.RequestListener, options: HttpServerO
       socket.destroy();
       return;
     }
-    const state: SocketState = { requests: new Set(), shed: 0 };
+    const state: SocketState = { requests: new Set(), shed: 0, idleAtBytes: 0 };
     sockets.set(socket, state);
     socket.once("close", () => sockets.delete(socket));
   });
@@ -132,6 +138,7 @@ export function createHttpServer(app: http.RequestListener, options: HttpServerO
     if (draining) boundBody(req);
     res.once("close", () => {
       state.requests.delete(req);
+      if (state.requests.size === 0) state.idleAtBytes = req.socket.bytesRead;
       if (draining) closeIfIdle(req.socket, state);
     });
     app(req, res);
@@ -166,11 +173,22 @@ export function createHttpServer(app: http.RequestListener, options: HttpServerO
     drain(opts, closed) {
       if (draining) return;
       draining = true;
-      bodyDrainMs = opts.bodyDrainMs;
+      drainMs = opts.drainMs;
       server.close(() => closed());
       for (const [socket, state] of sockets) {
-        if (state.requests.size === 0) socket.destroy();
-        else for (const req of state.requests) boundBody(req);
+        if (state.requests.size > 0) {
+          for (const req of state.requests) boundBody(req);
+        } else if (socket.bytesRead === state.idleAtBytes) {
+          // Nothing sent since the last response (or ever): idle.
+          socket.destroy();
+        } else {
+          // Part-way through the headers of a request: it may still complete within the bound.
+          const timer = setTimeout(() => {
+            if (state.requests.size === 0) socket.destroy();
+          }, drainMs);
+          timer.unref();
+          socket.once("close", () => clearTimeout(timer));
+        }
       }
     },
   };

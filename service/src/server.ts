@@ -170,7 +170,7 @@ async function serve(databaseUrl: string, onClosed?: () => Promise<void>) {
     force.unref();
     // Connections without a request in progress close now; busy ones after their response (Connection: close); a
     // request still receiving its body gets half the grace period (bounded by the request timeout anyway).
-    web.drain({ bodyDrainMs: Math.min(config.requestTimeoutMs, Math.floor(config.shutdownGraceMs / 2)) }, async () => {
+    web.drain({ drainMs: Math.min(config.requestTimeoutMs, Math.floor(config.shutdownGraceMs / 2)) }, async () => {
       try {
         await db.destroy();
         await onClosed?.();

@@ -196,7 +196,7 @@ test(
           settled.push({ status: r.status, type: r.body?.type, retry: r.headers["retry-after"] as string }),
         );
       }
-      // 2 run (blocked by the lock), 4 wait in the queue: the other 14 are answered while the lock is still held.
+      // At most 2 run (blocked by the lock) and 4 wait: at least 14 are answered while the lock is still held.
       await waitFor("14 answers while the lock is held", () => settled.length >= 14, 15_000);
       assert.ok(
         settled.every((r) => r.status === 503 && r.type === "/problems/overloaded" && r.retry === "1"),
@@ -204,8 +204,11 @@ test(
       );
       await lock.query("COMMIT");
       const all = await Promise.all(results);
-      assert.is(all.filter((r) => r.status === 200).length, 6, all.map((r) => r.status).join(","));
-      assert.is(all.filter((r) => r.status === 503).length, 14);
+      // Admitted: the ones holding a connection (1 or 2: the second may still be opening, its request counted as
+      // waiting) plus the 4 waiting.
+      const ok = all.filter((r) => r.status === 200).length;
+      assert.ok(ok === 5 || ok === 6, all.map((r) => r.status).join(","));
+      assert.is(all.filter((r) => r.status === 503).length, 20 - ok);
     } finally {
       await lock.end().catch(() => {});
       await server.stop();

@@ -369,4 +369,54 @@ test("headers trickled past the timeout are cut too; a malformed request line ge
   }
 });
 
+test("metrics label every outcome by the full route template in canonical casing, shed 503s included; unknown paths share one label", async ({
+  app,
+}) => {
+  const count = async (route: string, status: number, method = "GET") => {
+    const metric = await app.metrics.registry.getSingleMetric("http_request_duration_seconds")?.get();
+    const v = metric?.values.find(
+      (x) =>
+        (x as { metricName?: string }).metricName === "http_request_duration_seconds_count" &&
+        x.labels.route === route &&
+        x.labels.status_code === String(status) &&
+        x.labels.method === method,
+    );
+    return v?.value ?? 0;
+  };
+  const routes = ["/api/loans/:id", "/api/loans", "/api/stats", "unmatched"] as const;
+  const before = new Map<string, number>();
+  for (const route of routes) {
+    for (const status of [200, 400, 404, 405, 503]) before.set(`${route} ${status}`, await count(route, status));
+  }
+  const delta = async (route: string, status: number) =>
+    (await count(route, status)) - (before.get(`${route} ${status}`) ?? 0);
+
+  await http(app.url, "GET", SEED);
+  await http(app.url, "GET", "/API/Loans/00000000-0000-0000-0000-000000000001");
+  await http(app.url, "GET", "/api/loans/%ZZ");
+  await http(app.url, "GET", "/api/loans/00000000-0000-0000-0000-0000000000ff");
+  await http(app.url, "GET", "/Api/Stats/");
+  await http(app.url, "GET", "/api/loans?limit=1e309");
+  await http(app.url, "GET", "/no/such/thing");
+  await http(app.url, "GET", "/API/LOANS/x/y");
+  // 20 pipelined on one connection: past 8 in progress, shed with 503 under the same route.
+  const c = await rawConnect(app.port);
+  await c.write(`GET ${SEED} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(20));
+  const answers = await c.waitForResponses(20, 10_000);
+  c.destroy();
+  const shed = answers.filter((r) => r.status === 503).length;
+  assert.ok(shed > 0, "some were shed");
+
+  assert.is(await delta("/api/loans/:id", 200), 2 + (20 - shed), "successes in either casing");
+  assert.is(await delta("/api/loans/:id", 400), 1, "broken percent-encoding");
+  assert.is(await delta("/api/loans/:id", 404), 1);
+  assert.is(await delta("/api/loans/:id", 503), shed, "shed requests");
+  assert.is(await delta("/api/stats", 200), 1, "trailing slash and casing");
+  assert.is(await delta("/api/loans", 400), 1);
+  assert.is(await delta("unmatched", 404), 2);
+  const text = await app.metrics.registry.metrics();
+  assert.not.match(text, /route="[^"]*[A-Z][^"]*"/, "no request casing in a label");
+  assert.not.match(text, /route="\/loans/, "never a route without its mount point");
+});
+
 test.run();

@@ -9,6 +9,7 @@ import { closeSync, existsSync, openSync, symlinkSync, writeFileSync } from "nod
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { withoutServiceVariables } from "../../test/support/env.js";
 import { freePort } from "../../test/support/postgres.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -34,27 +35,6 @@ export function buildService(outDir: string, sourceRoot = ROOT): string {
   return entry;
 }
 
-/** Every variable the service reads: never inherited from the benchmark's own environment, only set on purpose. */
-const SERVICE_VARS = [
-  "NODE_ENV",
-  "DATABASE_URL",
-  "DATABASE_PASSWORD_FILE",
-  "HOST",
-  "PORT",
-  "LOG_LEVEL",
-  "LOG_PRETTY",
-  "DB_POOL_MIN",
-  "DB_POOL_MAX",
-  "DB_ACQUIRE_TIMEOUT_MS",
-  "DB_STATEMENT_TIMEOUT_MS",
-  "SHUTDOWN_GRACE_MS",
-  "MIGRATE_ON_START",
-  "SEED_ON_START",
-  "TRUST_PROXY",
-  "IDEMPOTENCY_TTL_HOURS",
-  "WEB_CONCURRENCY",
-];
-
 export interface RunningService {
   url: string;
   pid: number;
@@ -71,8 +51,8 @@ export async function startService(opts: {
   nodeArgs?: string[];
 }): Promise<RunningService> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of SERVICE_VARS) delete env[name];
+  // Every variable the service reads is cleared first (the tests' one list, read off the config module).
+  const env = withoutServiceVariables();
   const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), ...opts.env };
   Object.assign(env, serviceEnv);
   const log = openSync(opts.logFile, "a");

@@ -9,18 +9,11 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { type HttpResult, RequestFailure, request } from "../support/http.js";
 import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
-import {
-  type HttpResult,
-  RequestFailure,
-  request,
-  type ServerProcess,
-  type StallProxy,
-  startServer,
-  startStallProxy,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { type ServerProcess, startServer } from "../support/process.js";
+import { type StallProxy, startStallProxy } from "../support/stall-proxy.js";
+import { waitFor, within } from "../support/wait.js";
 
 const ACQUIRE_TIMEOUT_MS = 1000;
 const STATEMENT_TIMEOUT_MS = 1000;

@@ -1,4 +1,4 @@
-/** The contract of the original API (DESIGN.md §3), over HTTP against the real app and a real PostgreSQL. */
+/** The contract of the original API (README "API"), over HTTP against the real app and a real PostgreSQL. */
 
 import { suite } from "uvu";
 import * as assert from "uvu/assert";

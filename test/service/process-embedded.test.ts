@@ -12,7 +12,7 @@ import { lockLoans } from "../support/db-lock.js";
 import { acceptsConnections, type HttpResult, request } from "../support/http.js";
 import { freePort } from "../support/postgres.js";
 import { type ChildEnv, type Exit, type ServerProcess, startServer } from "../support/process.js";
-import { waitFor, within } from "../support/wait.js";
+import { within } from "../support/wait.js";
 
 const SEED_IDS = [1, 2, 3, 4, 5].map((n) => `00000000-0000-0000-0000-00000000000${n}`);
 

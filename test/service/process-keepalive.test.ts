@@ -1,7 +1,6 @@
 /**
- * NOT COMMITTED (fails on main): a keep-alive client whose request is in flight at SIGTERM and that then goes
- * quiet holds server.close() open until SHUTDOWN_GRACE_MS, so the process exits 1 instead of 0.
- * Passes with the app.ts change in suggested-fixes.patch. Drop into test/service/ once the service is fixed.
+ * Process level: a keep-alive client whose request is in flight at SIGTERM and that then goes quiet must not
+ * hold server.close() open until SHUTDOWN_GRACE_MS: the response asks it to close, and the process exits 0.
  */
 import http from "node:http";
 import { suite } from "uvu";
@@ -10,7 +9,7 @@ import { lockLoans } from "../support/db-lock.js";
 import { request } from "../support/http.js";
 import { startTestPostgres } from "../support/postgres.js";
 import { startServer } from "../support/process.js";
-import { waitFor, within } from "../support/wait.js";
+import { within } from "../support/wait.js";
 
 const test = suite("process: graceful shutdown with keep-alive clients");
 

@@ -1,8 +1,4 @@
 /**
- * NOT COMMITTED (the second test fails on main): API requests during a database stall hang or get a 500.
- * Passes with the db.ts and errors.ts changes in suggested-fixes.patch. Replaces test/service/process-stall.test.ts.
- */
-/**
  * Process level: a database that stops answering without going away — a network partition, a frozen host. Its
  * TCP connections stay open and new ones are accepted, but no byte comes back. The server reaches its database
  * through a proxy of this file's own that stalls all traffic on demand.

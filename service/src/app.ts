@@ -10,6 +10,7 @@ import { errorHandler, methodNotAllowed, notFoundHandler } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
+import { docsRouter } from "./routes/docs.js";
 import { healthRouter, type Lifecycle } from "./routes/health.js";
 import { loansRouter } from "./routes/loans.js";
 
@@ -57,6 +58,7 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
     })
     .all(methodNotAllowed(["GET"]));
   app.use("/api", loansRouter(db, metrics));
+  app.use(docsRouter());
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

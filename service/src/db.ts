@@ -1,12 +1,12 @@
 /**
- * The database: one knex instance (pg driver) bound to Objection's models.
+ * The database: one knex instance (pg driver). Models are bound to it explicitly where statements are built
+ * (`Model.bindKnex(db)` in data/), never through a global.
  *
  * Waits are bounded so that an unreachable database gives fast 503s instead of hanging requests:
  * acquiring a pooled connection (DB_ACQUIRE_TIMEOUT_MS), connecting (same bound), and each statement
  * (DB_STATEMENT_TIMEOUT_MS, enforced by PostgreSQL itself).
  */
 import knexFactory, { type Knex } from "knex";
-import { Model } from "objection";
 import type { Config } from "./config.js";
 import { migrationSource } from "./migrations.js";
 
@@ -36,7 +36,6 @@ export function createDb(
     acquireConnectionTimeout: config.dbAcquireTimeoutMs,
     migrations: { migrationSource, tableName: "knex_migrations" },
   });
-  Model.knex(db);
   return db;
 }
 

@@ -12,9 +12,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { seedLoans } from "../seeds/loans.js";
 import { createApp } from "./app.js";
 import { loadConfig, redactUrl } from "./config.js";
+import { purgeIdempotencyKeys } from "./data/idempotency.js";
 import { createDb, type Db, migrateLatest } from "./db.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./embedded.js";
-import { purgeIdempotencyKeys } from "./loans.js";
 import { createLogger } from "./logger.js";
 import type { Lifecycle } from "./routes/health.js";
 

@@ -252,7 +252,8 @@ Policy("NetworkPolicy: the API admits the ingress controller only; egress only t
       admitsIngress(policies, apiLabels, controller, "http"),
       `${overlay}: the ingress controller reaches the API`,
     );
-    const others = [
+    type Peer = { namespace: Record<string, string>; pod: Record<string, string>; sameNamespace: boolean };
+    const others: Peer[] = [
       { ...controller, namespace: { "kubernetes.io/metadata.name": "default" } },
       { namespace: { "kubernetes.io/metadata.name": `loans-${overlay}` }, pod: { app: "debug" }, sameNamespace: true },
       { ...controller, sameNamespace: false, pod: { "app.kubernetes.io/name": "something-else" } },

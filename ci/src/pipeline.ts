@@ -353,7 +353,8 @@ export async function publishScanned(
   const publisher = dag.container().withRegistryAuth(target.image, options.username, options.password);
   const refs: string[] = [];
   for (const tag of target.tags) {
-    refs.push(await publisher.publish(`${target.image}:${tag}`, { platformVariants: variants }));
+    // A fresh array each time: the SDK replaces the objects of an array argument with their IDs in place.
+    refs.push(await publisher.publish(`${target.image}:${tag}`, { platformVariants: [...variants] }));
   }
   return { refs, variants, runId };
 }

@@ -89,7 +89,7 @@ Interface("the registration run (parent name empty) registers the same listing w
   assert.fixture(renderListing(registration.decoded.functions), LISTING);
 });
 
-Interface("exactly the gates are checks, so `dagger check` runs test, lint, typecheck, scan and manifests", async () => {
+Interface("exactly the gates are checks: `dagger check` runs test, lint, typecheck, scan, manifests", async () => {
   const { registration } = await scenarios();
   const checks = registration.decoded.functions.filter((f) => f.check).map((f) => f.name);
   assert.equal(checks.sort(), ["lint", "manifests", "scan", "test", "typecheck"]);

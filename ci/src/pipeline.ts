@@ -546,10 +546,13 @@ export function renderContainer(source: Directory, overlay: string, ref?: string
     dir = `${K8S_DIR}/release/${overlay}`;
     container = container.withNewFile(`${dir}/kustomization.yaml`, releaseKustomization(overlay, ref));
   }
-  return container
-    .withWorkdir(K8S_DIR)
-    .withExec(["mkdir", "-p", K8S_OUT])
-    .withExec(["kustomize", "build", dir, "--output", `${K8S_OUT}/${overlay}.yaml`]);
+  return (
+    container
+      .withWorkdir(K8S_DIR)
+      // An empty output directory from the API: the image needs no shell or mkdir for it.
+      .withDirectory(K8S_OUT, dag.directory())
+      .withExec(["kustomize", "build", dir, "--output", `${K8S_OUT}/${overlay}.yaml`])
+  );
 }
 
 /** The rendered manifests of an overlay for the published image `ref` (what `kubectl apply -f` takes). */

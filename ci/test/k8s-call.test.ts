@@ -125,6 +125,13 @@ function assertRender(chain: Chain, overlay: string, ref?: string) {
   }
   const build = execIndex(chain, ["kustomize", "build", dir, "--output", `/work/out/${overlay}.yaml`]);
   assert.ok(build > 0, renderChain(chain));
+  assert.equal(
+    chain.filter((s) => s.field === "withExec").map((s) => (s.args.args as string[])[0]),
+    ["kustomize"],
+    "kustomize is the only command (the image needs nothing else)",
+  );
+  const out = indexOf(chain, "withDirectory", (a) => a.path === "/work/out");
+  assert.ok(out > 0 && out < build, "the output directory exists before kustomize writes to it");
   assert.equal(chain[build + 1], { field: "file", args: { path: `/work/out/${overlay}.yaml` } });
 }
 

@@ -30,7 +30,7 @@ RUN --mount=type=cache,target=/root/.npm,sharing=locked \
     npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=warn
 COPY tsconfig.json tsconfig.build.json ./
 COPY service ./service
-RUN npx tsc -p tsconfig.build.json
+RUN npm run build
 
 FROM ${NODE_IMAGE} AS runtime
 # tini as PID 1 forwards signals to node and reaps zombies; node, not npm, is the process (npm swallows

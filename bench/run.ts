@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { deepPageCursor, loadData, migrate, tableSize, writeIdsFile } from "./lib/data.js";
-import { type Endpoint, type Mode, type Options, readOptions, type Variant } from "./lib/options.js";
+import { type Endpoint, handleArgs, type Mode, type Options, readOptions, type Variant } from "./lib/options.js";
 import { type Ceiling, type PgbenchResult, pgbenchInit, runPgbench } from "./lib/pgbench.js";
 import { readStatements, resetStatements, type StatementCount, startPostgres } from "./lib/postgres.js";
 import { type Observation, observe, waitForQuiet, watchPostgres } from "./lib/proc.js";
@@ -19,6 +19,7 @@ import { buildScript, runWrk, type Script, type WrkResult } from "./lib/wrk.js";
 /** What the reference app (bench/reference/) implements: the endpoints the issue's plain-Express anchor measured. */
 const REFERENCE_ENDPOINTS: Endpoint[] = ["health", "list", "by-id"];
 
+handleArgs(process.argv.slice(2), ["--quick"]);
 const opts: Options = readOptions();
 requireTools(["wrk", "pgbench"]);
 mkdirSync(opts.outDir, { recursive: true });
@@ -42,7 +43,7 @@ const save = () => {
 };
 
 say(`output in ${opts.outDir}`);
-say("building the service (tsc -p tsconfig.build.json)");
+say("building the service (npm run build)");
 const entry = buildService(opts.outDir);
 // A variant may name another source tree (BENCH_SERVICE_DIR, e.g. a patched copy): built once, apart.
 const entries = new Map<string, string>();

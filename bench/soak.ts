@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { deepPageCursor, loadData, migrate, tableSize, writeIdsFile } from "./lib/data.js";
-import { parseEnvList } from "./lib/options.js";
+import { handleArgs, parseEnvList } from "./lib/options.js";
 import { startPostgres } from "./lib/postgres.js";
 import { observe, processTree, rssKiB, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { buildService, ROOT, startService } from "./lib/service.js";
@@ -17,6 +17,7 @@ import { describeMachine, requireTools } from "./lib/tools.js";
 import { buildScript, runWrk } from "./lib/wrk.js";
 
 const env = process.env;
+handleArgs(process.argv.slice(2), ["--quick"]);
 const quick = process.argv.includes("--quick");
 const durationS = Number(env.SOAK_DURATION ?? (quick ? 10 : 60));
 const connections = Number(env.SOAK_CONNECTIONS ?? 32);

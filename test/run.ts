@@ -12,8 +12,40 @@ import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters as stripAnsi } from "node:util";
 import { startTestPostgres, type TestPostgres } from "./support/postgres.js";
 
+/** Printed by support/uvu-suite.mjs when a suite's `before` hook throws. */
+const BEFORE_FAILED = "✘ before hook failed";
+
+const USAGE = `usage: npm test [-- <directory or *.test.ts file> …]
+
+  npm test                                      the service, compose and pipeline suites
+  npm test -- test/service                      one directory (its subdirectories too)
+  npm test -- test/service/lifecycle.test.ts    one file
+  npm run test:runtime                          nginx and the container image (needs their tools)
+
+Uses DATABASE_URL when set, otherwise starts an embedded PostgreSQL for the run. Ends with a line
+"N passed, N failed". Environment: LOG_LEVEL (service logs in tests; default silent), PROPERTY_SEED (reproduce
+a property test's inputs; each run prints its seed), PROPERTY_RUNS (cases per property; default 150).
+`;
+
+const args = process.argv.slice(2);
+if (args.includes("--help") || args.includes("-h")) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const unknown = args.filter((a) => a.startsWith("-"));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown option ${unknown.join(" ")}\n\n${USAGE}`);
+  process.exit(2);
+}
+
 const root = fileURLToPath(new URL("..", import.meta.url));
-const dirs = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const dirs = args;
+for (const d of dirs) {
+  if (!existsSync(new URL(`../${d}`, import.meta.url)) && !existsSync(d)) {
+    process.stderr.write(`no such test directory or file: ${d}\n`);
+    process.exit(2);
+  }
+}
 // The default suites are those present; a directory named on the command line must exist.
 const suites =
   dirs.length > 0
@@ -27,11 +59,17 @@ async function runUvu(dir: string, env: NodeJS.ProcessEnv) {
     const [where, pattern] = file
       ? [dirname(dir), `^${basename(dir).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`]
       : [dir, "\\.test\\.ts$"];
-    const child = spawn(process.execPath, ["--import", "tsx", "node_modules/uvu/bin.js", where, pattern], {
-      cwd: root,
-      env,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    // uvu-guard: a `before` hook that throws is printed and fails the run (uvu alone swallows it).
+    const guard = "./test/support/uvu-guard.mjs";
+    const child = spawn(
+      process.execPath,
+      ["--import", guard, "--import", "tsx", "node_modules/uvu/bin.js", where, pattern],
+      {
+        cwd: root,
+        env,
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => {
       process.stdout.write(chunk);
@@ -43,6 +81,9 @@ async function runUvu(dir: string, env: NodeJS.ProcessEnv) {
       const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? 0);
       const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
       let failed = total - passed - skipped;
+      // A failed `before` hook: its suite's tests count as failed, and a suite with no tests counts once.
+      const beforeFailures = text.split("\n").filter((l) => l.includes(BEFORE_FAILED)).length;
+      failed = Math.max(failed, beforeFailures);
       // A suite that crashed before uvu printed its summary is a failure, not silence.
       if (code !== 0 && failed === 0) failed = 1;
       resolve({ passed, failed, skipped, code: code ?? 1 });

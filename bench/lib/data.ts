@@ -10,8 +10,8 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import pg from "pg";
 import { SEED_LOANS, seedLoans } from "../../service/seeds/loans.js";
+import { encodeCursor } from "../../service/src/data/cursor.js";
 import { createDb, migrateLatest } from "../../service/src/db.js";
-import { encodeCursor } from "../../service/src/loans.js";
 
 export const SEED_COUNT = SEED_LOANS.length;
 

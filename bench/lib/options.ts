@@ -44,6 +44,35 @@ export interface Options {
   outDir: string;
 }
 
+export const BENCH_USAGE = `usage: npm run bench [-- --quick | --help]
+
+  npm run bench                  3 data sizes × 6 endpoints × 2 modes × variants, + pgbench ceilings (~25-35 min)
+  npm run bench -- --quick       smoke test of the harness: 20 and 10,000 rows, 2 s per measurement
+  npm run bench:soak [-- --quick]  mixed workload soak (60 s; quick: 10 s)
+
+Settings are environment variables (BENCH_SIZES, BENCH_ENDPOINTS, BENCH_MODES, BENCH_VARIANTS, BENCH_DURATION,
+BENCH_ROUNDS, …): see bench/README.md. For example, a short before/after at 20 rows:
+
+  BENCH_SIZES=20 BENCH_MODES=keepalive:32 BENCH_ENDPOINTS=list,by-id,create BENCH_ROUNDS=3 \\
+  BENCH_VARIANTS='before:BENCH_SERVICE_DIR=/tmp/before;after:' npm run bench
+`;
+
+/**
+ * `--help` prints the usage and exits 0 before anything starts; an unknown option prints it and exits 2
+ * (a mistyped `--quick` must not start a 35-minute run).
+ */
+export function handleArgs(argv: string[], known: readonly string[], usage = BENCH_USAGE): void {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  const unknown = argv.filter((a) => !known.includes(a));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown argument ${unknown.join(" ")}\n\n${usage}`);
+    process.exit(2);
+  }
+}
+
 /** `A=1 B=2` or `A=1,B=2` → { A: "1", B: "2" }. */
 export function parseEnvList(text: string): Record<string, string> {
   const env: Record<string, string> = {};

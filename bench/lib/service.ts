@@ -1,59 +1,67 @@
 /**
- * The service under test as a child process: compiled once (`tsc -p tsconfig.build.json` into bench/out/dist, so
- * the repository's own dist/ is left alone), then `node bench/out/dist/src/server.js` with a production-like
- * environment plus the variant's own variables (e.g. WEB_CONCURRENCY). Its logs go to a file, as a container's
- * stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
+ * The service under test as a child process: compiled once (`npm run build` into bench/out/<time>/dist, so the
+ * repository's own dist/ is left alone), then started as `start:prod` starts it (`node dist/src/server.js`,
+ * the image's CMD) from that dist, with a production-like environment plus the variant's own variables (e.g.
+ * WEB_CONCURRENCY). Its logs go to a file, as a container's stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { withoutServiceVariables } from "../../test/support/env.js";
 import { freePort } from "../../test/support/postgres.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /**
- * Compiles the service of `sourceRoot` (default: this repository; a patched copy elsewhere under the repository
- * works too, for before/after measurements in one run); returns the entry point.
+ * The production start command of a source tree (`start:prod` in its package.json, as the image's CMD runs it):
+ * `node <entry>`, the entry under dist/. A tree without the script (an older revision) gets the historical one.
+ */
+export function productionEntry(sourceRoot = ROOT): string {
+  const command = packageScripts(sourceRoot)["start:prod"] ?? "node dist/src/server.js";
+  const match = /^node (dist\/\S+\.js)$/.exec(command.trim());
+  if (!match?.[1]) throw new Error(`start:prod is not "node dist/…js": ${command}`);
+  return match[1];
+}
+
+function packageScripts(sourceRoot: string): Record<string, string> {
+  try {
+    const pkg = JSON.parse(readFileSync(join(sourceRoot, "package.json"), "utf8")) as {
+      scripts?: Record<string, string>;
+    };
+    return pkg.scripts ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Compiles the service of `sourceRoot` (default: this repository; a patched copy elsewhere works too, for
+ * before/after measurements in one run) with its `npm run build` into `outDir/dist` (the tree's own dist/ is
+ * left alone); returns the entry point `start:prod` names, under that dist.
  */
 export function buildService(outDir: string, sourceRoot = ROOT): string {
   const dist = join(outDir, "dist");
-  const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
-  execFileSync(process.execPath, [tsc, "-p", join(sourceRoot, "tsconfig.build.json"), "--outDir", dist], {
-    cwd: sourceRoot,
-    stdio: "inherit",
-  });
+  if (packageScripts(sourceRoot).build) {
+    execFileSync("npm", ["run", "--silent", "build", "--", "--outDir", dist], { cwd: sourceRoot, stdio: "inherit" });
+  } else {
+    // A tree without the script (an older revision): what its build was.
+    const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
+    execFileSync(process.execPath, [tsc, "-p", join(sourceRoot, "tsconfig.build.json"), "--outDir", dist], {
+      cwd: sourceRoot,
+      stdio: "inherit",
+    });
+  }
   // Wherever the output is (BENCH_OUT may be outside the repository), the compiled ES modules must load as such
   // and find the repository's dependencies.
   writeFileSync(join(dist, "package.json"), '{ "type": "module", "private": true }\n');
   const modules = join(outDir, "node_modules");
   if (!resolve(outDir).startsWith(ROOT) && !existsSync(modules)) symlinkSync(join(ROOT, "node_modules"), modules);
-  const entry = join(dist, "src/server.js");
+  const entry = join(outDir, productionEntry(sourceRoot));
   if (!existsSync(entry)) throw new Error(`the build did not produce ${entry}`);
   return entry;
 }
-
-/** Every variable the service reads: never inherited from the benchmark's own environment, only set on purpose. */
-const SERVICE_VARS = [
-  "NODE_ENV",
-  "DATABASE_URL",
-  "DATABASE_PASSWORD_FILE",
-  "HOST",
-  "PORT",
-  "LOG_LEVEL",
-  "LOG_PRETTY",
-  "DB_POOL_MIN",
-  "DB_POOL_MAX",
-  "DB_ACQUIRE_TIMEOUT_MS",
-  "DB_STATEMENT_TIMEOUT_MS",
-  "SHUTDOWN_GRACE_MS",
-  "MIGRATE_ON_START",
-  "SEED_ON_START",
-  "TRUST_PROXY",
-  "IDEMPOTENCY_TTL_HOURS",
-  "WEB_CONCURRENCY",
-];
 
 export interface RunningService {
   url: string;
@@ -71,8 +79,8 @@ export async function startService(opts: {
   nodeArgs?: string[];
 }): Promise<RunningService> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of SERVICE_VARS) delete env[name];
+  // Every variable the service reads is cleared first (the tests' one list, read off the config module).
+  const env = withoutServiceVariables();
   // No metrics listener unless asked for: its default port would collide between services run side by side.
   const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), METRICS_PORT: "0", ...opts.env };
   Object.assign(env, serviceEnv);

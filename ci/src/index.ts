@@ -133,4 +133,62 @@ export class LoanCi {
   ): Promise<string> {
     return (await pipeline.ci(source)).summary;
   }
+
+  // ---- Kubernetes manifests and release (k8s/, issue 13) ----------------------------------------------------
+
+  /**
+   * Render a Kubernetes overlay (k8s/overlays/<overlay>) with the pinned kustomize, for the published image ref
+   * (registry/repository[:tag]@sha256:..., as publish returns it): the service runs that digest, the migration
+   * Job is named after it. E.g. `dagger call render --overlay prod --image <ref> export --path prod.yaml`.
+   */
+  @func()
+  async render(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+    /** The overlay: staging or prod. */
+    overlay: string,
+    /** The published image reference with its digest, e.g. ghcr.io/org/loan-service:latest@sha256:... */
+    image: string,
+  ): Promise<File> {
+    return pipeline.renderManifests(source, overlay, image);
+  }
+
+  /**
+   * Check the Kubernetes manifests: every overlay rendered by the pinned kustomize, then validated against the
+   * pinned Kubernetes schemas and the CRDs' own, and the policy tests (probes, non-root, limits, digests, PDB,
+   * HPA, NetworkPolicy, settings equal to env/*.env).
+   */
+  @func()
+  @check()
+  async manifests(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<string> {
+    return pipeline.manifestChecks(source);
+  }
+
+  /**
+   * Release: lint, typecheck, test and the Trivy gate on each platform's image, then publish that image (as
+   * publish does), then Trivy's SARIF report of it and every overlay rendered with the digest just pushed.
+   * Returns a directory: published.txt, trivy.sarif, manifests/<overlay>.yaml. Never served from cache.
+   */
+  @func({ cache: "never" })
+  async release(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+    /** The registry host, e.g. ghcr.io. */
+    registry: string,
+    /** The image repository, OWNER/NAME; lower-cased before use. */
+    repository: string,
+    /** The tag to publish, e.g. latest. */
+    tag: string,
+    /** The registry user name. */
+    username: string,
+    /** The registry password or token, e.g. env://GITHUB_TOKEN. */
+    password: Secret,
+    /** The git commit being published: adds the tag sha-<commit> and the revision label. */
+    commit = "",
+  ): Promise<Directory> {
+    return pipeline.release(source, { registry, repository, tag, username, password, commit });
+  }
 }

@@ -19,7 +19,7 @@ import {
   type Secret,
   type Service,
 } from "@dagger.io/dagger";
-import { NODE_IMAGE, POSTGRES_IMAGE, PUBLISH_PLATFORMS, TRIVY_IMAGE } from "./versions.js";
+import { KUSTOMIZE_IMAGE, NODE_IMAGE, POSTGRES_IMAGE, PUBLISH_PLATFORMS, TRIVY_IMAGE } from "./versions.js";
 
 /**
  * What is never uploaded as `source`: dependencies, VCS data, local env files, keys and certificates, the
@@ -325,6 +325,18 @@ export function publishTarget(options: Omit<PublishOptions, "password" | "userna
  * were scanned — as one multi-platform image under every tag. Returns the published refs with digests.
  */
 export async function publish(source: Directory, options: PublishOptions): Promise<string[]> {
+  return (await publishScanned(source, options)).refs;
+}
+
+/**
+ * `publish`, also handing back the per-platform containers that were scanned and pushed (so a caller can derive
+ * more from the very same images), with optional extra gates that must pass, with the others, before any push.
+ */
+export async function publishScanned(
+  source: Directory,
+  options: PublishOptions,
+  extraGates: Array<() => Promise<unknown>> = [],
+): Promise<{ refs: string[]; variants: Container[]; runId: string }> {
   const target = publishTarget(options);
   const runId = freshRunId();
   const sourceUrl = target.registry === "ghcr.io" ? `https://github.com/${target.repository}` : undefined;
@@ -332,14 +344,19 @@ export async function publish(source: Directory, options: PublishOptions): Promi
   const variants = PUBLISH_PLATFORMS.map((platform) => buildImage(source, meta, platform as Platform));
 
   // The gates. Any failure rejects here, before a single publish request exists.
-  await Promise.all([test(source, runId), ...variants.map((image) => scanImage(image, source, runId))]);
+  await Promise.all([
+    test(source, runId),
+    ...variants.map((image) => scanImage(image, source, runId)),
+    ...extraGates.map((gate) => gate()),
+  ]);
 
   const publisher = dag.container().withRegistryAuth(target.image, options.username, options.password);
   const refs: string[] = [];
   for (const tag of target.tags) {
-    refs.push(await publisher.publish(`${target.image}:${tag}`, { platformVariants: variants }));
+    // A fresh array each time: the SDK replaces the objects of an array argument with their IDs in place.
+    refs.push(await publisher.publish(`${target.image}:${tag}`, { platformVariants: [...variants] }));
   }
-  return refs;
+  return { refs, variants, runId };
 }
 
 export type StepStatus = "PASS" | "FAIL" | "SKIP";
@@ -442,4 +459,144 @@ export async function ci(source: Directory): Promise<{ summary: string; results:
   const results = [lintResult, typecheckResult, testResult, ...imageResults];
   if (results.some((r) => r.status !== "PASS")) throw ciFailure(results);
   return { summary: summarize(results), results };
+}
+
+// =============================================================================================================
+// Kubernetes manifests (k8s/, issue 13): render an overlay with the digest `publish` returned, the manifest
+// checks, and `release` (gates once, push, then SARIF and manifests from that same pushed image).
+// =============================================================================================================
+
+/** The kustomize overlays under k8s/overlays. */
+export const K8S_OVERLAYS = ["staging", "prod"];
+
+/** The image name every overlay gives the service (`images[].newName`); a release render replaces it. */
+export const K8S_OVERLAY_IMAGE = "registry.example.com/acme/loan-service";
+
+/** The migration Job of the base; a release render names it after the image digest (one Job per release). */
+export const K8S_MIGRATE_JOB = "loan-migrate";
+
+/** An image reference the manifest check renders as a sample release (not an image that exists). */
+export const K8S_SAMPLE_RELEASE_IMAGE = `ghcr.io/example/loan-service:sha-0123456@sha256:${"ab".repeat(32)}`;
+
+const K8S_DIR = "/work/k8s";
+const K8S_OUT = "/work/out";
+const PLACEHOLDER_DIGEST = `sha256:${"0".repeat(64)}`;
+const IMAGE_BY_DIGEST_RE =
+  /^(?<name>[a-z0-9][^\s@]*?)(?::(?<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?@(?<digest>sha256:[0-9a-f]{64})$/;
+
+/**
+ * Splits a published reference (`registry/repository:tag@sha256:…`, as `publish` returns it) into the image name
+ * and its digest. The tag is dropped: what is deployed is named by its digest alone. Rejects a reference
+ * without a digest, and the overlays' all-zero placeholder.
+ */
+export function imageByDigest(ref: string): { name: string; digest: string; ref: string } {
+  const match = IMAGE_BY_DIGEST_RE.exec(ref.trim());
+  const name = match?.groups?.name;
+  const digest = match?.groups?.digest;
+  if (!name || !digest) {
+    throw new Error(`expected an image reference with a digest (name@sha256:<64 hex>), got ${JSON.stringify(ref)}`);
+  }
+  if (digest === PLACEHOLDER_DIGEST) throw new Error("the all-zero digest is the overlays' placeholder, not an image");
+  return { name, digest, ref: `${name}@${digest}` };
+}
+
+function checkOverlay(overlay: string): void {
+  if (!K8S_OVERLAYS.includes(overlay)) {
+    throw new Error(`unknown overlay ${JSON.stringify(overlay)}: expected one of ${K8S_OVERLAYS.join(", ")}`);
+  }
+}
+
+/** The migration Job's name for a release: `loan-migrate-<first 12 hex of the digest>`. */
+export function releaseJobName(digest: string): string {
+  return `${K8S_MIGRATE_JOB}-${digest.replace(/^sha256:/, "").slice(0, 12)}`;
+}
+
+/**
+ * The kustomization of one release (written as JSON, which kustomize reads as YAML): the overlay as it is, with
+ * the service's image replaced by the published one, by digest, and the migration Job named after that digest.
+ * It lives in k8s/release/<overlay>/ so that the overlay is `../../overlays/<overlay>`.
+ */
+export function releaseKustomization(overlay: string, ref: string): string {
+  checkOverlay(overlay);
+  const image = imageByDigest(ref);
+  const kustomization = {
+    apiVersion: "kustomize.config.k8s.io/v1beta1",
+    kind: "Kustomization",
+    resources: [`../../overlays/${overlay}`],
+    images: [{ name: K8S_OVERLAY_IMAGE, newName: image.name, digest: image.digest }],
+    patches: [
+      {
+        target: { kind: "Job", name: K8S_MIGRATE_JOB },
+        patch: JSON.stringify([{ op: "replace", path: "/metadata/name", value: releaseJobName(image.digest) }]),
+      },
+    ],
+  };
+  return `${JSON.stringify(kustomization, null, 2)}\n`;
+}
+
+/**
+ * kustomize (the pinned image) over the source's k8s/ directory: renders the overlay as committed, or, given a
+ * published reference, that overlay as a release of exactly that image. The YAML is at `/work/out/<overlay>.yaml`.
+ */
+export function renderContainer(source: Directory, overlay: string, ref?: string): Container {
+  checkOverlay(overlay);
+  let container = dag.container().from(KUSTOMIZE_IMAGE).withDirectory(K8S_DIR, source.directory("k8s"));
+  let dir = `${K8S_DIR}/overlays/${overlay}`;
+  if (ref) {
+    dir = `${K8S_DIR}/release/${overlay}`;
+    container = container.withNewFile(`${dir}/kustomization.yaml`, releaseKustomization(overlay, ref));
+  }
+  return (
+    container
+      .withWorkdir(K8S_DIR)
+      // An empty output directory from the API: the image needs no shell or mkdir for it.
+      .withDirectory(K8S_OUT, dag.directory())
+      .withExec(["kustomize", "build", dir, "--output", `${K8S_OUT}/${overlay}.yaml`])
+  );
+}
+
+/** The rendered manifests of an overlay for the published image `ref` (what `kubectl apply -f` takes). */
+export function renderManifests(source: Directory, overlay: string, ref: string): File {
+  return renderContainer(source, overlay, ref).file(`${K8S_OUT}/${overlay}.yaml`);
+}
+
+/**
+ * The manifest checks: every overlay rendered by the pinned kustomize, as committed and as a sample release,
+ * then the repository's manifest tests (schemas of the pinned Kubernetes version and of the CRDs, the policy
+ * tests, the settings agreeing with env/*.env) over those files, in the Node workspace.
+ */
+export async function manifestChecks(source: Directory): Promise<string> {
+  let rendered = dag.directory();
+  for (const overlay of K8S_OVERLAYS) {
+    rendered = rendered
+      .withFile(`${overlay}.yaml`, renderContainer(source, overlay).file(`${K8S_OUT}/${overlay}.yaml`))
+      .withFile(`${overlay}.release.yaml`, renderManifests(source, overlay, K8S_SAMPLE_RELEASE_IMAGE));
+  }
+  return nodeWorkspace(source)
+    .withDirectory("/rendered", rendered)
+    .withEnvVariable("K8S_RENDERED_DIR", "/rendered")
+    .withExec(["npm", "run", "test:k8s"])
+    .stdout();
+}
+
+/**
+ * The release of a change, one image build per platform for everything: lint, type-check, tests and the Trivy
+ * gate on each platform's image; only when all pass, the push (as `publish`); then, from that same image, Trivy's
+ * SARIF report and every overlay rendered with the digest the push returned. Returns a directory:
+ * `published.txt` (the refs), `trivy.sarif`, `manifests/<overlay>.yaml`.
+ */
+export async function release(source: Directory, options: PublishOptions): Promise<Directory> {
+  const { refs, variants, runId } = await publishScanned(source, options, [
+    () => lint(source),
+    () => typecheck(source),
+  ]);
+  const [ref] = refs;
+  if (!ref) throw new Error("publish returned no reference");
+  let out = dag.directory().withNewFile("published.txt", `${refs.join("\n")}\n`);
+  const [scanned] = variants;
+  if (scanned) out = out.withFile("trivy.sarif", sarifReport(scanned, source, runId));
+  for (const overlay of K8S_OVERLAYS) {
+    out = out.withFile(`manifests/${overlay}.yaml`, renderManifests(source, overlay, ref));
+  }
+  return out;
 }

@@ -18,3 +18,12 @@ export const TRIVY_IMAGE = `aquasec/trivy:${TRIVY_VERSION}@sha256:62b1e65e8869bc
 
 /** Platforms `publish` builds, scans and pushes as one multi-platform image. */
 export const PUBLISH_PLATFORMS = ["linux/amd64", "linux/arm64"];
+
+// ---- Kubernetes manifests (k8s/, issue 13) ------------------------------------------------------------------
+
+/**
+ * kustomize, which renders k8s/overlays/* in the pipeline: the upstream image, by tag and by digest (the same
+ * digest is pinned by several public repositories; check it with `crane digest registry.k8s.io/kustomize/kustomize:v5.8.1`).
+ */
+export const KUSTOMIZE_VERSION = "v5.8.1";
+export const KUSTOMIZE_IMAGE = `registry.k8s.io/kustomize/kustomize:${KUSTOMIZE_VERSION}@sha256:899fcd3bc898160e62bcaf82932b0cb29ba38d16272353db2e7acbba82129429`;

@@ -22,6 +22,8 @@ ci -> String!  (cache: Never)
     --source Directory  (default path "/", ignore: see below)
 lint -> String!  (cache: Default, check)
     --source Directory  (default path "/", ignore: see below)
+manifests -> String!  (cache: Default, check)
+    --source Directory  (default path "/", ignore: see below)
 publish -> [String!]!  (cache: Never)
     --source Directory  (default path "/", ignore: see below)
     --registry String!
@@ -30,6 +32,18 @@ publish -> [String!]!  (cache: Never)
     --username String!
     --password Secret!
     --commit String  (default "")
+release -> Directory!  (cache: Never)
+    --source Directory  (default path "/", ignore: see below)
+    --registry String!
+    --repository String!
+    --tag String!
+    --username String!
+    --password Secret!
+    --commit String  (default "")
+render -> File!  (cache: Default)
+    --source Directory  (default path "/", ignore: see below)
+    --overlay String!
+    --image String!
 sarif -> File!  (cache: PerSession)
     --source Directory  (default path "/", ignore: see below)
 scan -> String!  (cache: PerSession, check)
@@ -75,10 +89,10 @@ Interface("the registration run (parent name empty) registers the same listing w
   assert.fixture(renderListing(registration.decoded.functions), LISTING);
 });
 
-Interface("exactly the gates are checks, so `dagger check` runs test, lint, typecheck and scan", async () => {
+Interface("exactly the gates are checks: `dagger check` runs test, lint, typecheck, scan, manifests", async () => {
   const { registration } = await scenarios();
   const checks = registration.decoded.functions.filter((f) => f.check).map((f) => f.name);
-  assert.equal(checks.sort(), ["lint", "scan", "test", "typecheck"]);
+  assert.equal(checks.sort(), ["lint", "manifests", "scan", "test", "typecheck"]);
   // A check may take no required argument: each has only the contextual source (optional to the engine).
   for (const fn of registration.decoded.functions.filter((f) => f.check)) {
     assert.equal(
@@ -100,7 +114,7 @@ Interface("every function and argument carries a description (the CLI help)", as
 
 Interface("every source argument is contextual with the tight ignore list", async ({ introspected }) => {
   const sources = introspected.functions.map((f) => f.args.find((a) => a.name === "source"));
-  assert.is(sources.length, 8);
+  assert.is(sources.length, 11);
   for (const source of sources) {
     assert.is(source?.defaultPath, "/");
     assert.equal(source?.ignore, SOURCE_IGNORE);

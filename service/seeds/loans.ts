@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { Loan } from "../src/models/Loan.js";
 
 /** The five loans of the original API's seed, with their fixed ids. Idempotent: existing ids are left alone. */
 export const SEED_LOANS = [
@@ -49,11 +50,15 @@ export const SEED_LOANS = [
   },
 ] as const;
 
+/** Through the Loan model, bound to `knex`: the seed meets the model's schema like every other insert. */
 export async function seedLoans(knex: Knex): Promise<number> {
-  const inserted = await knex("loans")
+  // Run as knex's query (not Objection's): its result is the rows actually inserted, none for ids present.
+  const inserted = await Loan.bindKnex(knex)
+    .query()
     .insert(SEED_LOANS.map((l) => ({ ...l })))
     .onConflict("id")
     .ignore()
-    .returning("id");
-  return inserted.length;
+    .returning("id")
+    .toKnexQuery();
+  return (inserted as { id: string }[]).length;
 }

@@ -1,5 +1,6 @@
 /**
- * The database: one knex instance (pg driver) bound to Objection's models.
+ * The database: one knex instance (pg driver). Models are bound to it explicitly where statements are built
+ * (`Model.bindKnex(db)` in data/), never through a global.
  *
  * Waits are bounded so that an unreachable database gives fast 503s instead of hanging requests:
  * acquiring a pooled connection (DB_ACQUIRE_TIMEOUT_MS), connecting (same bound), and each statement
@@ -12,7 +13,6 @@
  *   still be running (or its server gone behind a partition), and the next caller would wait behind it.
  */
 import knexFactory, { type Knex } from "knex";
-import { Model } from "objection";
 import type { Config } from "./config.js";
 import { OverloadedProblem } from "./errors.js";
 import { migrationSource } from "./migrations.js";
@@ -101,7 +101,6 @@ export function createDb(
     migrations: { migrationSource, tableName: "knex_migrations" },
   });
   admitWithin(db, config.dbQueueMax ?? DEFAULT_DB_QUEUE_MAX);
-  Model.knex(db);
   return db;
 }
 

@@ -6,16 +6,6 @@
 export const LOAN_STATUSES = ["pending", "approved", "rejected", "disbursed", "repaid", "defaulted"] as const;
 export type LoanStatus = (typeof LOAN_STATUSES)[number];
 
-/** pending → approved | rejected; approved → disbursed; disbursed → repaid | defaulted. */
-export const TRANSITIONS: Readonly<Record<LoanStatus, readonly LoanStatus[]>> = {
-  pending: ["approved", "rejected"],
-  approved: ["disbursed"],
-  rejected: [],
-  disbursed: ["repaid", "defaulted"],
-  repaid: [],
-  defaulted: [],
-};
-
 export const LIMITS = {
   borrowerIdMaxLength: 128,
   amountMax: "50000",

@@ -77,9 +77,8 @@ const integerKeyword: KeywordFn = function integer(schema, data, _p, ctx) {
   return true;
 };
 
-function createAjv(coerceTypes: boolean) {
-  const ajv = new Ajv({ allErrors: true, coerceTypes, useDefaults: true, strict: true, strictTypes: false });
-  addFormats(ajv);
+/** This project's `x-decimal` and `x-integer` keywords, on any ajv 8 instance (also the Loan model's validator). */
+export function addValueKeywords(ajv: Pick<Ajv, "addKeyword">): void {
   ajv.addKeyword({
     keyword: "x-decimal",
     schemaType: "object",
@@ -94,6 +93,12 @@ function createAjv(coerceTypes: boolean) {
     errors: true,
     validate: integerKeyword,
   });
+}
+
+function createAjv(coerceTypes: boolean) {
+  const ajv = new Ajv({ allErrors: true, coerceTypes, useDefaults: true, strict: true, strictTypes: false });
+  addFormats(ajv);
+  addValueKeywords(ajv);
   return ajv;
 }
 

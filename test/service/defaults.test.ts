@@ -9,7 +9,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadConfig } from "../../service/src/config.js";
 import { freePort } from "../support/postgres.js";
-import { ROOT } from "../support/server-process.js";
+import { ROOT } from "../support/process.js";
 
 const test = suite("defaults and start-up refusals");
 

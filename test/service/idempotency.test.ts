@@ -92,7 +92,7 @@ test("ten concurrent requests with one key create exactly one loan and all answe
 test("a key is kept at least 24 hours: the row records when it was made and the purge spares younger keys", async ({
   app,
 }) => {
-  const { purgeIdempotencyKeys } = await import("../../service/src/loans.js");
+  const { purgeIdempotencyKeys } = await import("../../service/src/data/idempotency.js");
   const borrower = uniqueBorrower("ttl");
   const key = randomUUID();
   const body = { borrower_id: borrower, amount: 3, currency: "USD" };

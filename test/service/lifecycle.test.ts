@@ -2,7 +2,8 @@
 
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { LOAN_STATUSES, TRANSITIONS } from "../../service/src/schemas.js";
+import { TRANSITIONS } from "../../service/src/models/transitions.js";
+import { LOAN_STATUSES } from "../../service/src/schemas.js";
 import { http, startApp, type TestApp, uniqueBorrower } from "../support/app.js";
 
 const test = suite<{ app: TestApp }>("lifecycle", {} as { app: TestApp });
@@ -100,3 +101,38 @@ test("status changes keep /api/stats exact", async ({ app }) => {
 });
 
 test.run();
+
+test("a loan's JSON is the same from POST, GET, the list and PATCH, field by field", async ({ app }) => {
+  for (const extra of [{ term_months: 7, interest_rate_apr: "9.5" }, {}]) {
+    const borrower = uniqueBorrower("same");
+    const posted = await http(app.url, "POST", "/api/loans", {
+      json: { borrower_id: borrower, amount: "1234.5", currency: "eur", ...extra },
+    });
+    assert.is(posted.status, 201);
+    const id = posted.body.id as string;
+    const got = await http(app.url, "GET", `/api/loans/${id}`);
+    const listed = await http<any[]>(app.url, "GET", `/api/loans?borrower_id=${borrower}`);
+    assert.is(listed.body.length, 1);
+    const keys = Object.keys(posted.body);
+    assert.equal(keys, Object.keys(got.body));
+    assert.equal(keys, Object.keys(listed.body[0]));
+    for (const key of keys) {
+      assert.equal(got.body[key], posted.body[key], `GET ${key}`);
+      assert.equal(listed.body[0][key], posted.body[key], `list ${key}`);
+    }
+    const patched = await http(app.url, "PATCH", `/api/loans/${id}`, { json: { status: "approved" } });
+    assert.is(patched.status, 200);
+    assert.equal(Object.keys(patched.body), keys);
+    const after = await http(app.url, "GET", `/api/loans/${id}`);
+    const listedAfter = await http<any[]>(app.url, "GET", `/api/loans?borrower_id=${borrower}`);
+    for (const key of keys) {
+      // The PATCH answers with the row as every read shows it afterwards …
+      assert.equal(patched.body[key], after.body[key], `PATCH vs GET ${key}`);
+      assert.equal(patched.body[key], listedAfter.body[0][key], `PATCH vs list ${key}`);
+      // … and changes nothing but the status and updated_at.
+      if (key !== "status" && key !== "updated_at") assert.equal(patched.body[key], posted.body[key], `PATCH ${key}`);
+    }
+    assert.is(patched.body.status, "approved");
+    assert.match(patched.body.updated_at, /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+  }
+});

@@ -3,19 +3,13 @@
  * workers that serve HTTP on the one port, replaces a worker that dies, and on SIGTERM drains every worker.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { lockLoans } from "../support/db-lock.js";
+import { type HttpResult, request } from "../support/http.js";
 import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
-import {
-  type HttpResult,
-  type LogLine,
-  request,
-  type ServerProcess,
-  spawnServer,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { type LogLine, type ServerProcess, spawnServer } from "../support/process.js";
+import { waitFor, within } from "../support/wait.js";
 
 const WORKERS = 2;
 
@@ -113,32 +107,17 @@ test(
   within(40_000, async (state: State) => {
     await ready(state);
     const { server, db } = state;
-    const lock = new pg.Client(db.url);
-    lock.on("error", () => {});
-    await lock.connect();
+    const lock = await lockLoans(db.url);
     let inFlight: Promise<HttpResult> | undefined;
     try {
-      await lock.query("BEGIN");
-      await lock.query("LOCK TABLE loans IN ACCESS EXCLUSIVE MODE");
       inFlight = request(server.url, "GET", "/api/loans?limit=2", { timeoutMs: 15_000 });
-      await waitFor(
-        "the request waiting on the lock",
-        async () => {
-          await lock.query("SELECT pg_stat_clear_snapshot()");
-          const r = await lock.query<{ n: string }>(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loan-service' AND wait_event_type = 'Lock'",
-          );
-          return Number(r.rows[0]?.n) >= 1;
-        },
-        5000,
-        20,
-      );
+      await lock.waitForWaiters();
       server.signal("SIGTERM");
       await server.waitForLog((l) => l.msg === "cluster shutting down", 3000, '"cluster shutting down"');
       await sleep(300);
-      await lock.query("COMMIT");
+      await lock.release();
     } finally {
-      await lock.end().catch(() => {});
+      await lock.release();
     }
     const held = await inFlight;
     assert.is(held?.status, 200, `the request in flight at the signal: ${held?.status} ${held?.text}`);

@@ -5,8 +5,10 @@
 import { stripVTControlCharacters as stripAnsi } from "node:util";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { request } from "../support/http.js";
 import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
-import { type ChildEnv, type Exit, request, runUntilExit, startServer, within } from "../support/server-process.js";
+import { type ChildEnv, type Exit, runUntilExit, startServer } from "../support/process.js";
+import { within } from "../support/wait.js";
 
 const test = suite("process: configuration at start-up");
 

@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { isRoot } from "../../service/src/embedded-access.js";
+import { request } from "../support/http.js";
 import { freePort } from "../support/postgres.js";
 import { type PrivateClone, privateClone } from "../support/private-clone.js";
-import { request, waitFor, within } from "../support/server-process.js";
+import { waitFor, within } from "../support/wait.js";
 
 const test = suite<{ clone: PrivateClone; cleanup: string[] }>("process: embedded PostgreSQL from a private folder", {
   cleanup: [],

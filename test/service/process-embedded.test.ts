@@ -6,21 +6,13 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { lockLoans } from "../support/db-lock.js";
+import { acceptsConnections, type HttpResult, request } from "../support/http.js";
 import { freePort } from "../support/postgres.js";
-import {
-  acceptsConnections,
-  type ChildEnv,
-  type Exit,
-  type HttpResult,
-  request,
-  type ServerProcess,
-  startServer,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { type ChildEnv, type Exit, type ServerProcess, startServer } from "../support/process.js";
+import { within } from "../support/wait.js";
 
 const SEED_IDS = [1, 2, 3, 4, 5].map((n) => `00000000-0000-0000-0000-00000000000${n}`);
 
@@ -83,32 +75,17 @@ test(
     const server = state.first;
     assert.ok(server, "the first run started");
     // A request held inside the server: a direct connection locks the loans table until after the signal.
-    const lock = new pg.Client(`postgres://postgres:postgres@127.0.0.1:${state.pgPort}/loans`);
-    lock.on("error", () => {});
-    await lock.connect();
+    const lock = await lockLoans(`postgres://postgres:postgres@127.0.0.1:${state.pgPort}/loans`);
     let inFlight: Promise<HttpResult> | undefined;
     try {
-      await lock.query("BEGIN");
-      await lock.query("LOCK TABLE loans IN ACCESS EXCLUSIVE MODE");
       inFlight = request(server.url, "GET", `/api/loans/${SEED_IDS[0]}`, { timeoutMs: 10_000 });
-      await waitFor(
-        "the request waiting on the lock",
-        async () => {
-          await lock.query("SELECT pg_stat_clear_snapshot()");
-          const r = await lock.query<{ n: string }>(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loan-service' AND wait_event_type = 'Lock'",
-          );
-          return Number(r.rows[0]?.n) >= 1;
-        },
-        5000,
-        20,
-      );
+      await lock.waitForWaiters();
       server.signal("SIGTERM");
       await server.waitForLog((l) => l.msg?.startsWith("shutting down") ?? false, 3000, '"shutting down"');
       await sleep(300);
-      await lock.query("COMMIT");
+      await lock.release();
     } finally {
-      await lock.end().catch(() => {});
+      await lock.release();
     }
     const held = await inFlight;
     assert.is(held?.status, 200, `the request in flight at the signal: ${held?.status} ${held?.text}`);

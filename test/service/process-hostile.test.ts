@@ -9,17 +9,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { request } from "../support/http.js";
 import { freePort, startTestPostgres, type TestPostgres } from "../support/postgres.js";
+import { type ChildEnv, type ServerProcess, spawnServer, startServer } from "../support/process.js";
 import { type RawConnection, rawConnect } from "../support/raw-http.js";
-import {
-  type ChildEnv,
-  request,
-  type ServerProcess,
-  spawnServer,
-  startServer,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { waitFor, within } from "../support/wait.js";
 
 interface State {
   db: TestPostgres;

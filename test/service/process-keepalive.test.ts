@@ -1,14 +1,15 @@
 /**
- * NOT COMMITTED (fails on main): a keep-alive client whose request is in flight at SIGTERM and that then goes
- * quiet holds server.close() open until SHUTDOWN_GRACE_MS, so the process exits 1 instead of 0.
- * Passes with the app.ts change in suggested-fixes.patch. Drop into test/service/ once the service is fixed.
+ * Process level: a keep-alive client whose request is in flight at SIGTERM and that then goes quiet must not
+ * hold server.close() open until SHUTDOWN_GRACE_MS: the response asks it to close, and the process exits 0.
  */
 import http from "node:http";
-import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { lockLoans } from "../support/db-lock.js";
+import { request } from "../support/http.js";
 import { startTestPostgres } from "../support/postgres.js";
-import { request, startServer, waitFor, within } from "../support/server-process.js";
+import { startServer } from "../support/process.js";
+import { within } from "../support/wait.js";
 
 const test = suite("process: graceful shutdown with keep-alive clients");
 
@@ -24,31 +25,16 @@ test(
       SHUTDOWN_GRACE_MS: String(grace),
     });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const lock = new pg.Client(db.url);
-    lock.on("error", () => {});
-    await lock.connect();
+    const lock = await lockLoans(db.url);
     try {
       assert.is((await request(server.url, "GET", "/health", { agent })).status, 200);
-      await lock.query("BEGIN");
-      await lock.query("LOCK TABLE loans IN ACCESS EXCLUSIVE MODE");
       const inFlight = request(server.url, "GET", "/api/loans", { agent, timeoutMs: 15_000 });
       inFlight.catch(() => {});
-      await waitFor(
-        "the request waiting on the lock",
-        async () => {
-          await lock.query("SELECT pg_stat_clear_snapshot()");
-          const r = await lock.query<{ n: string }>(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loan-service' AND wait_event_type = 'Lock'",
-          );
-          return Number(r.rows[0]?.n) >= 1;
-        },
-        5000,
-        20,
-      );
+      await lock.waitForWaiters();
       const signalled = Date.now();
       server.signal("SIGTERM");
       await server.waitForLog((l) => l.msg?.startsWith("shutting down") ?? false, 3000);
-      await lock.query("COMMIT");
+      await lock.release();
       const res = await inFlight;
       assert.is(res.status, 200);
       assert.is(res.headers.connection, "close", "the response asks the client to close the connection");
@@ -58,7 +44,7 @@ test(
       assert.ok(took < grace / 2, `exited ${took} ms after SIGTERM (grace ${grace} ms)`);
     } finally {
       agent.destroy();
-      await lock.end().catch(() => {});
+      await lock.release();
       server.kill();
       await db.stop();
     }

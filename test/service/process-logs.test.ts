@@ -12,16 +12,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  type LogLine,
-  type OwnPostgres,
-  request,
-  type ServerProcess,
-  startOwnPostgres,
-  startServer,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { request } from "../support/http.js";
+import { type OwnPostgres, startOwnPostgres } from "../support/postgres.js";
+import { type LogLine, type ServerProcess, startServer } from "../support/process.js";
+import { waitFor, within } from "../support/wait.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ROLE = "loan_app";

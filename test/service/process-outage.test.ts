@@ -7,19 +7,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  acceptsConnections,
-  type HttpResult,
-  type OwnPostgres,
-  RequestFailure,
-  request,
-  type ServerProcess,
-  spawnServer,
-  startOwnPostgres,
-  startServer,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { acceptsConnections, type HttpResult, RequestFailure, request } from "../support/http.js";
+import { type OwnPostgres, startOwnPostgres } from "../support/postgres.js";
+import { type ServerProcess, spawnServer, startServer } from "../support/process.js";
+import { waitFor, within } from "../support/wait.js";
 
 const ACQUIRE_TIMEOUT_MS = 1000;
 /** The bound for any answer while the database is down: the pool gives up after the acquire timeout. */

@@ -11,18 +11,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { lockLoans } from "../support/db-lock.js";
+import { acceptsConnections, RequestFailure, request, startSplitRequest } from "../support/http.js";
 import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
-import {
-  acceptsConnections,
-  type ChildEnv,
-  RequestFailure,
-  request,
-  type ServerProcess,
-  startServer,
-  startSplitRequest,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { type ChildEnv, type ServerProcess, startServer } from "../support/process.js";
+import { waitFor, within } from "../support/wait.js";
 
 const GRACE_MS = 8000;
 
@@ -59,30 +52,6 @@ test.after(async (state) => {
   for (const server of state.servers) server.kill();
   await state.db?.stop();
 });
-
-/** Holds ACCESS EXCLUSIVE on `loans` from a direct connection: the service's queries on it wait. */
-async function lockLoans(url: string) {
-  const client = new pg.Client(url);
-  client.on("error", () => {});
-  await client.connect();
-  await client.query("BEGIN");
-  await client.query("LOCK TABLE loans IN ACCESS EXCLUSIVE MODE");
-  return {
-    /** How many of the service's statements wait on a lock right now. */
-    async waiting() {
-      // Inside a transaction, activity statistics are a snapshot taken at first access: take a fresh one.
-      await client.query("SELECT pg_stat_clear_snapshot()");
-      const r = await client.query<{ n: string }>(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loan-service' AND wait_event_type = 'Lock'",
-      );
-      return Number(r.rows[0]?.n);
-    },
-    async release() {
-      await client.query("COMMIT").catch(() => {});
-      await client.end().catch(() => {});
-    },
-  };
-}
 
 interface Sent {
   id: string;
@@ -296,7 +265,7 @@ test(
     const lock = await lockLoans(state.db.url);
     try {
       const stuck = request(server.url, "GET", "/api/loans", { timeoutMs: 10_000 }).catch((err: unknown) => err);
-      await waitFor("a request waiting on the lock", async () => (await lock.waiting()) >= 1, 5000, 20);
+      await lock.waitForWaiters();
       const signalled = Date.now();
       server.signal("SIGTERM");
       const exit = await server.waitForExit(grace + 5000);

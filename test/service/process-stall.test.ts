@@ -1,26 +1,15 @@
 /**
- * NOT COMMITTED (the second test fails on main): API requests during a database stall hang or get a 500.
- * Passes with the db.ts and errors.ts changes in suggested-fixes.patch. Replaces test/service/process-stall.test.ts.
- */
-/**
  * Process level: a database that stops answering without going away — a network partition, a frozen host. Its
  * TCP connections stay open and new ones are accepted, but no byte comes back. The server reaches its database
  * through a proxy of this file's own that stalls all traffic on demand.
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { type HttpResult, RequestFailure, request } from "../support/http.js";
 import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
-import {
-  type HttpResult,
-  RequestFailure,
-  request,
-  type ServerProcess,
-  type StallProxy,
-  startServer,
-  startStallProxy,
-  waitFor,
-  within,
-} from "../support/server-process.js";
+import { type ServerProcess, startServer } from "../support/process.js";
+import { type StallProxy, startStallProxy } from "../support/stall-proxy.js";
+import { waitFor, within } from "../support/wait.js";
 
 const ACQUIRE_TIMEOUT_MS = 1000;
 const STATEMENT_TIMEOUT_MS = 1000;

@@ -2,6 +2,7 @@
  * The service in-process for HTTP tests: the real app on port 0 against the real PostgreSQL named by
  * DATABASE_URL (the test runner provides one), migrated and seeded once per process.
  */
+import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { Knex } from "knex";
 import { seedLoans } from "../../service/seeds/loans.js";
@@ -108,5 +109,5 @@ export async function countLoans(db: Knex): Promise<number> {
 
 /** A borrower id unique to one test, so tests act on their own records. */
 export function uniqueBorrower(prefix = "t"): string {
-  return `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  return `${prefix}_${Date.now().toString(36)}_${randomUUID().slice(0, 8)}`;
 }

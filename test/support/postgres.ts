@@ -101,3 +101,10 @@ function killPostmaster(dataDir: string) {
     // No pid file or no such process: nothing left running.
   }
 }
+
+export type OwnPostgres = TestPostgres;
+
+/** A PostgreSQL of the test's own, to stop the database under a running service (outage and shutdown tests). */
+export function startOwnPostgres(database = "loans_process"): Promise<OwnPostgres> {
+  return startTestPostgres({ database });
+}

@@ -8,7 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "./server-process.js";
+import { ROOT } from "./process.js";
 
 export interface PrivateClone {
   /** The mode-700 folder. */

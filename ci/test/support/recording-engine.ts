@@ -324,7 +324,12 @@ export class RecordingEngine {
         this.evaluate(object);
         const address = String(leaf.args.address);
         // The digest depends on what is pushed (the image and its platform variants), not on the tag.
-        const pushed = JSON.stringify([this.expandChain(object), this.expand(leaf.args.platformVariants ?? [])]);
+        // Object IDs are left out: the engine's IDs derive from content, this stand-in's are counters, and a client
+        // may turn the same containers into IDs again for each push.
+        const pushed = JSON.stringify(
+          [this.expandChain(object), this.expand(leaf.args.platformVariants ?? [])],
+          (key, v) => (key === "$id" ? undefined : v),
+        );
         const digest = createHash("sha256").update(pushed).digest("hex");
         // As the engine answers (core/container.go Publish: reference.WithDigest keeps the tag).
         return `${address}@sha256:${digest}`;

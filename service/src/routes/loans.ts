@@ -1,8 +1,8 @@
 import { Router } from "express";
 import type { Knex } from "knex";
 import { jsonObjectBody } from "../body.js";
+import { createDataLayer } from "../data/index.js";
 import { HttpProblem, methodNotAllowed } from "../errors.js";
-import { createLoan, getLoan, getStats, listLoans, transitionLoan } from "../loans.js";
 import type { Metrics } from "../metrics.js";
 import { IDEMPOTENCY_KEY, parseUuid, validateCreateLoan, validateListQuery, validatePatchLoan } from "../validation.js";
 
@@ -14,12 +14,14 @@ function loanId(raw: string): string {
 
 export function loansRouter(db: Knex, metrics?: Pick<Metrics, "loanCreated">): Router {
   const router = Router();
+  // Every statement is built here, once, from the models bound to this knex instance.
+  const data = createDataLayer(db);
 
   router
     .route("/loans")
     .get(async (req, res) => {
       const query = validateListQuery(req.query as Record<string, unknown>);
-      const { loans, next } = await listLoans(db, query);
+      const { loans, next } = await data.loans.list(query);
       if (next) {
         const params = new URLSearchParams();
         params.set("limit", String(query.limit));
@@ -39,7 +41,7 @@ export function loansRouter(db: Knex, metrics?: Pick<Metrics, "loanCreated">): R
         );
       }
       const input = validateCreateLoan(req.body as Record<string, unknown>);
-      const { loan, replayed } = await createLoan(db, input, keyHeader);
+      const { loan, replayed } = await data.creation.create(input, keyHeader);
       if (replayed) res.setHeader("Idempotent-Replayed", "true");
       else metrics?.loanCreated(loan.currency);
       res.status(201).json(loan);
@@ -50,21 +52,21 @@ export function loansRouter(db: Knex, metrics?: Pick<Metrics, "loanCreated">): R
     .route("/loans/:id")
     .get(async (req, res) => {
       const id = loanId(req.params.id);
-      const loan = await getLoan(db, id);
+      const loan = await data.loans.get(id);
       if (!loan) throw HttpProblem.notFound(`No loan with id ${id}.`);
       res.json(loan);
     })
     .patch(...jsonObjectBody, async (req, res) => {
       const id = loanId(req.params.id);
       const { status } = validatePatchLoan(req.body as Record<string, unknown>);
-      res.json(await transitionLoan(id, status));
+      res.json(await data.loans.transition(id, status));
     })
     .all(methodNotAllowed(["GET", "PATCH"]));
 
   router
     .route("/stats")
     .get(async (_req, res) => {
-      res.json(await getStats(db));
+      res.json(await data.stats.get());
     })
     .all(methodNotAllowed(["GET"]));
 

@@ -1,7 +1,7 @@
 /**
  * The rendered manifests as objects, and their validation: Kubernetes' own kinds against the schemas of the
  * pinned Kubernetes version that the `kubernetes-models` package bundles (generated from Kubernetes' OpenAPI
- * spec, compiled with ajv; 5.1.0 carries Kubernetes v1.36), the custom resources (CloudNativePG's Cluster and
+ * spec, compiled with ajv; 4.5.0 carries Kubernetes v1.33: its 5.x line, v1.36, refuses Node 20), the custom resources (CloudNativePG's Cluster and
  * ScheduledBackup, the Barman Cloud plugin's ObjectStore) against the OpenAPI schemas of their own CRDs, vendored
  * in schemas/crds.json (sources and checksums recorded there), with ajv.
  *

@@ -52,7 +52,9 @@ COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER node
-EXPOSE 8000
+# 8000: the API. 9464: Prometheus /metrics, on 127.0.0.1 unless METRICS_HOST says otherwise (compose: 0.0.0.0
+# on the internal network); METRICS_PORT=0 turns it off.
+EXPOSE 8000 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["node", "dist/src/healthcheck.js"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/src/server.js"]

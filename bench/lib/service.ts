@@ -81,7 +81,8 @@ export async function startService(opts: {
   const port = await freePort();
   // Every variable the service reads is cleared first (the tests' one list, read off the config module).
   const env = withoutServiceVariables();
-  const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), ...opts.env };
+  // No metrics listener unless asked for: its default port would collide between services run side by side.
+  const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), METRICS_PORT: "0", ...opts.env };
   Object.assign(env, serviceEnv);
   const log = openSync(opts.logFile, "a");
   const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.entry], {

@@ -5,23 +5,27 @@ import express from "express";
 import helmet from "helmet";
 import type { Knex } from "knex";
 import { accessLog } from "./access-log.js";
+import { requestGuard } from "./admission.js";
 import type { Config } from "./config.js";
 import { errorHandler, methodNotAllowed, notFoundHandler } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { createMetrics } from "./metrics.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { docsRouter } from "./routes/docs.js";
 import { healthRouter, type Lifecycle } from "./routes/health.js";
 import { loansRouter } from "./routes/loans.js";
+import { LIMITS } from "./schemas.js";
 
 export interface AppDeps {
   db: Knex;
   logger: Logger;
   config: Pick<Config, "trustProxy" | "dbAcquireTimeoutMs">;
   lifecycle?: Lifecycle;
+  /** Where request metrics go; server.ts serves them on the metrics listener (never on this app). */
+  metrics?: Metrics;
 }
 
-export function createApp({ db, logger, config, lifecycle = { shuttingDown: false } }: AppDeps) {
+export function createApp({ db, logger, config, lifecycle = { shuttingDown: false }, metrics }: AppDeps) {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -41,15 +45,12 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
     next();
   });
 
-  const metrics = createMetrics(db);
+  metrics ??= createMetrics(db);
   app.use(metrics.middleware);
-  app.use(healthRouter(db, lifecycle, config.dbAcquireTimeoutMs));
-  app
-    .route("/metrics")
-    .get(async (_req, res) => {
-      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-    })
-    .all(methodNotAllowed(["GET"]));
+  app.use(requestGuard({ bodyLimitBytes: LIMITS.bodyBytes }));
+  const health = healthRouter(db, lifecycle, config.dbAcquireTimeoutMs);
+  app.use(health);
+  metrics.routes("", health);
   const openapi = JSON.stringify(openApiDocument());
   app
     .route("/openapi.json")
@@ -57,8 +58,13 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
       res.type("application/json").send(openapi);
     })
     .all(methodNotAllowed(["GET"]));
-  app.use("/api", loansRouter(db, metrics));
-  app.use(docsRouter());
+  const loans = loansRouter(db, metrics);
+  app.use("/api", loans);
+  const docs = docsRouter();
+  app.use(docs);
+  metrics.routes("", app.router);
+  metrics.routes("/api", loans);
+  metrics.routes("", docs);
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -1,7 +1,7 @@
 import express, { type RequestHandler } from "express";
 import { HttpProblem } from "./errors.js";
 import { LIMITS } from "./schemas.js";
-import { parseJsonBody } from "./validation.js";
+import { charsetProblem, parseJsonBody } from "./validation.js";
 
 const raw = express.raw({ type: () => true, limit: LIMITS.bodyBytes });
 
@@ -15,6 +15,8 @@ export const jsonObjectBody: RequestHandler[] = [
     if (!req.is(["application/json", "application/*+json"])) {
       throw HttpProblem.badRequest("The request body must be JSON, sent with Content-Type: application/json.");
     }
+    const charset = charsetProblem(req.headers["content-type"]);
+    if (charset) throw charset;
     req.body = parseJsonBody(req.body as Buffer);
     next();
   },

@@ -23,12 +23,21 @@ export interface Config {
   migrateOnStart: boolean;
   seedOnStart: boolean;
   trustProxy: number;
+  /** Longest time to receive a whole request, headers and body; past it a 408 and the connection closes. */
+  requestTimeoutMs: number;
+  /** Requests that may wait for a database connection; past it a 503 with Retry-After at once. */
+  dbQueueMax: number;
+  /** The Prometheus listener, apart from the public port; 0 = no metrics listener. */
+  metricsPort: number;
+  metricsHost: string;
   idempotencyTtlHours: number;
   embeddedPgPort: number;
   embeddedPgDir: string;
   /** Worker processes (Node cluster); 1 = a single process. */
   webConcurrency: number;
 }
+
+export const DEFAULT_EMBEDDED_PG_DIR = ".data/postgres";
 
 /** Accepts the original Flask app's SQLAlchemy URL (`postgresql+psycopg2://…`) as well as plain `postgres://`. */
 export function normalizeDatabaseUrl(url: string): string {
@@ -43,6 +52,16 @@ export function redactUrl(url: string): string {
     return u.toString();
   } catch {
     return "<unparseable DATABASE_URL>";
+  }
+}
+
+/** Whether a package can be imported from here (a dev dependency may be absent, as in the production image). */
+function resolvable(specifier: string): boolean {
+  try {
+    import.meta.resolve(specifier);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -70,10 +89,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     SHUTDOWN_GRACE_MS: num({ default: 10000 }),
     MIGRATE_ON_START: bool({ default: false }),
     SEED_ON_START: bool({ default: false }),
-    TRUST_PROXY: num({ default: 1, desc: "number of reverse-proxy hops to trust for X-Forwarded-*" }),
+    TRUST_PROXY: num({ default: 0, desc: "number of reverse-proxy hops to trust for X-Forwarded-* (0: none)" }),
+    REQUEST_TIMEOUT_MS: num({ default: 15000, desc: "longest time to receive a whole request (headers and body)" }),
+    DB_QUEUE_MAX: num({ default: 50, desc: "requests that may wait for a database connection before 503s" }),
+    METRICS_PORT: num({ default: 9464, desc: "port of the Prometheus /metrics listener; 0 = none" }),
+    METRICS_HOST: str({ default: "127.0.0.1", desc: "address of the Prometheus /metrics listener" }),
     IDEMPOTENCY_TTL_HOURS: num({ default: 24 }),
     EMBEDDED_PG_PORT: port({ default: 54329 }),
-    EMBEDDED_PG_DIR: str({ default: ".data/postgres" }),
+    EMBEDDED_PG_DIR: str({ default: DEFAULT_EMBEDDED_PG_DIR }),
     WEB_CONCURRENCY: str({ default: "1", desc: "worker processes: a number, or `auto` for one per core" }),
   });
 
@@ -82,6 +105,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     DB_POOL_MAX: e.DB_POOL_MAX,
     DB_ACQUIRE_TIMEOUT_MS: e.DB_ACQUIRE_TIMEOUT_MS,
     SHUTDOWN_GRACE_MS: e.SHUTDOWN_GRACE_MS,
+    REQUEST_TIMEOUT_MS: e.REQUEST_TIMEOUT_MS,
+    DB_QUEUE_MAX: e.DB_QUEUE_MAX,
   };
   for (const [name, value] of Object.entries(positive)) {
     if (!Number.isInteger(value) || value < 1) problems.push(`${name} must be a positive integer (got ${value})`);
@@ -90,6 +115,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     problems.push(`DB_POOL_MIN must be an integer between 0 and DB_POOL_MAX (got ${e.DB_POOL_MIN})`);
   }
   if (!Number.isInteger(e.TRUST_PROXY) || e.TRUST_PROXY < 0) problems.push("TRUST_PROXY must be an integer ≥ 0");
+  if (!Number.isInteger(e.METRICS_PORT) || e.METRICS_PORT < 0 || e.METRICS_PORT > 65535) {
+    problems.push(`METRICS_PORT must be a port number, or 0 for no metrics listener (got ${e.METRICS_PORT})`);
+  } else if (e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
+    problems.push("METRICS_PORT must differ from PORT: metrics are not served on the public port");
+  }
+  if (e.LOG_PRETTY && !resolvable("pino-pretty")) {
+    problems.push(
+      "LOG_PRETTY=true needs the pino-pretty package, which is not installed here (it is a development dependency, " +
+        "absent from the production image): unset LOG_PRETTY, or pipe the JSON logs through `npx pino-pretty` where it is installed",
+    );
+  }
   if (!(e.IDEMPOTENCY_TTL_HOURS >= 24)) problems.push("IDEMPOTENCY_TTL_HOURS must be at least 24");
 
   const webConcurrency = e.WEB_CONCURRENCY === "auto" ? availableParallelism() : Number(e.WEB_CONCURRENCY);
@@ -140,6 +176,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     migrateOnStart: e.MIGRATE_ON_START,
     seedOnStart: e.SEED_ON_START,
     trustProxy: e.TRUST_PROXY,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    dbQueueMax: e.DB_QUEUE_MAX,
+    metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     embeddedPgDir: e.EMBEDDED_PG_DIR,

@@ -57,6 +57,13 @@ export class HttpProblem extends Error {
   }
 }
 
+/** Load shed before any work: too many requests already wait (for a database connection, or on one connection). */
+export class OverloadedProblem extends HttpProblem {
+  constructor(detail: string) {
+    super(503, detail, { type: "/problems/overloaded", title: "Service Unavailable" }, { "Retry-After": "1" });
+  }
+}
+
 export function sendProblem(res: Response, problem: HttpProblem, instance?: string) {
   for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
   res.status(problem.status).type(PROBLEM_CONTENT_TYPE);
@@ -109,37 +116,74 @@ function mapDbError(err: InstanceType<typeof DBError> | pg.DatabaseError): HttpP
   return new HttpProblem(500, "An unexpected error occurred.");
 }
 
-interface BodyParserError {
+interface HttpError {
   type?: string;
-  status?: number;
+  status?: unknown;
+  statusCode?: unknown;
   expose?: boolean;
   limit?: number;
+  message?: string;
+}
+
+/** The 4xx status an error carries, http-errors style (`status` or `statusCode`), as body-parser and the router raise. */
+function clientStatus(err: HttpError): number | undefined {
+  const status = Number(err.status ?? err.statusCode);
+  return Number.isInteger(status) && status >= 400 && status < 500 ? status : undefined;
+}
+
+/** What a client-caused library error (body-parser, raw-body, the router) means, in words that are safe to send. */
+function clientProblem(err: HttpError, status: number): HttpProblem {
+  switch (err.type) {
+    case "entity.too.large":
+      return new HttpProblem(413, `The request body is larger than the limit of ${err.limit} bytes.`);
+    case "encoding.unsupported":
+      return new HttpProblem(
+        415,
+        "The request body's Content-Encoding is not supported: send it uncompressed, or as gzip, deflate or br.",
+      );
+    case "charset.unsupported":
+      return new HttpProblem(415, "The request body must be UTF-8 (Content-Type: application/json; charset=utf-8).");
+    case "request.size.invalid":
+      return new HttpProblem(400, "The request body is shorter or longer than its Content-Length.");
+  }
+  if (err instanceof URIError) return HttpProblem.badRequest("The request path has broken percent-encoding.");
+  if (/^Z_|ERR_BROTLI|ERR__ERROR_FORMAT_PADDING/.test(String((err as { code?: unknown }).code ?? ""))) {
+    return HttpProblem.badRequest("The request body is not valid data for its Content-Encoding.");
+  }
+  const detail = err.expose && err.message ? err.message : undefined;
+  return new HttpProblem(status, detail ?? `The request could not be processed (${STATUS_CODES[status] ?? status}).`);
 }
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  const bp = err as BodyParserError;
+  const e = (err ?? {}) as HttpError;
   // The client went away while sending its body: there is no one to answer (the access log says "aborted").
-  if (bp.type === "request.aborted") {
+  if (e.type === "request.aborted") {
     res.destroy();
     return;
   }
   let problem: HttpProblem;
+  const status = err instanceof HttpProblem ? undefined : clientStatus(e);
   if (err instanceof HttpProblem) problem = err;
-  else if (bp.type === "entity.too.large") {
-    problem = new HttpProblem(413, `The request body is larger than the limit of ${bp.limit} bytes.`);
-  } else if (typeof bp.type === "string" && bp.status && bp.status >= 400 && bp.status < 500) {
-    problem = new HttpProblem(bp.status, `The request body could not be read (${bp.type}).`);
+  else if (status !== undefined) {
+    // The client's fault, said by the library that found it: a problem document, logged without a stack.
+    problem = clientProblem(e, status);
+    req.log?.info({ err: { type: e.type, message: e.message }, status: problem.status }, "request rejected");
   } else if (err instanceof ValidationError) problem = new HttpProblem(400, "The loan is invalid.");
   else if (err instanceof NotFoundError) problem = HttpProblem.notFound("Not found.");
   else if (isDatabaseUnavailable(err)) problem = HttpProblem.unavailable();
   else if (err instanceof DBError || err instanceof pg.DatabaseError) problem = mapDbError(err);
   else problem = new HttpProblem(500, "An unexpected error occurred.");
 
-  if (problem.status === 503) req.log?.warn({ err: { message: (err as Error).message } }, "database unavailable");
+  if (problem instanceof OverloadedProblem) {
+    // Shed load: the access log has the line; one more per shed request would add to the overload.
+  } else if (problem.status === 503)
+    req.log?.warn({ err: { message: (err as Error).message } }, "database unavailable");
   else if (problem.status >= 500) req.log?.error({ err }, "request failed");
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  // Past the size limit the rest of the body is not read: the connection cannot carry another request.
+  if (problem.status === 413) res.setHeader("Connection", "close");
   sendProblem(res, problem);
 };

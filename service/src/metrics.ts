@@ -1,7 +1,12 @@
 /**
  * Prometheus metrics (prom-client): request duration by route template and status, the process's own
- * metrics, connection-pool gauges and loans created by currency. Route labels are templates
- * (`/api/loans/:id`), never raw paths, so the label set stays bounded.
+ * metrics, connection-pool gauges and loans created by currency.
+ *
+ * The route label is the full route template as the code declares it (`/api/loans/:id`), whatever the outcome —
+ * a 200, a 400 from a validator, a 503 from a database outage or from load shedding — and whatever the request's
+ * casing (`/API/Loans/x` counts as `/api/loans/:id`): it is found by matching the request path against the
+ * declared templates, not read from where routing happened to stop. A path no route matches is `unmatched`.
+ * So the label set is bounded and an error-rate query by route sees every error.
  */
 import type { RequestHandler } from "express";
 import type { Knex } from "knex";
@@ -18,6 +23,12 @@ interface TarnPool {
 export interface Metrics {
   registry: Registry;
   middleware: RequestHandler;
+  /** Declares the routes of a router mounted at `prefix`, so that their templates become route labels. */
+  routes(prefix: string, router: unknown): void;
+  /** The route label of a path (without the query string). */
+  routeLabel(path: string): string;
+  /** Records a request answered outside the app (shed by the HTTP server); `url` may carry a query string. */
+  observe(method: string, url: string, status: number, seconds: number): void;
   loanCreated(currency: string): void;
 }
 
@@ -57,14 +68,45 @@ export function createMetrics(db: Knex): Metrics {
     registers: [registry],
   });
 
+  const templates: { template: string; pattern: RegExp }[] = [];
+  const addTemplate = (template: string) => {
+    if (templates.some((t) => t.template === template)) return;
+    // As Express matches: case-insensitive, one optional trailing slash, a parameter is one non-empty segment.
+    const source = template
+      .split("/")
+      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    templates.push({ template, pattern: new RegExp(`^${source}/?$`, "i") });
+  };
+  const routes = (prefix: string, router: unknown) => {
+    for (const layer of (router as { stack?: { route?: { path?: unknown } }[] }).stack ?? []) {
+      const path = layer.route?.path;
+      if (typeof path === "string") addTemplate(`${prefix}${path}`);
+    }
+  };
+  const routeLabel = (path: string) => templates.find((t) => t.pattern.test(path))?.template ?? "unmatched";
+
   const middleware: RequestHandler = (req, res, next) => {
     const end = duration.startTimer();
     res.once("finish", () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : "unmatched";
-      end({ method: req.method, route, status_code: String(res.statusCode) });
+      const url = req.originalUrl;
+      const q = url.indexOf("?");
+      end({
+        method: req.method,
+        route: routeLabel(q < 0 ? url : url.slice(0, q)),
+        status_code: String(res.statusCode),
+      });
     });
     next();
   };
 
-  return { registry, middleware, loanCreated: (currency) => created.inc({ currency }) };
+  const observe = (method: string, url: string, status: number, seconds: number) => {
+    const q = url.indexOf("?");
+    duration.observe(
+      { method, route: routeLabel(q < 0 ? url : url.slice(0, q)), status_code: String(status) },
+      seconds,
+    );
+  };
+
+  return { registry, middleware, routes, routeLabel, observe, loanCreated: (currency) => created.inc({ currency }) };
 }

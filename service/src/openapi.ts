@@ -84,7 +84,9 @@ export function openApiDocument(): Json {
   const common = {
     "400": problem("Invalid request: every failing field is listed in `errors`."),
     "405": problem("Method not allowed on this path; see the `Allow` header."),
-    "503": problem("The database is unavailable; retry after `Retry-After` seconds."),
+    "503": problem(
+      "The database is unavailable, or the service is at capacity (`type` `/problems/overloaded`); retry after `Retry-After` seconds.",
+    ),
   };
   return {
     openapi: "3.1.0",
@@ -111,15 +113,6 @@ export function openApiDocument(): Json {
           responses: {
             "200": json("Ready", { type: "object", properties: { status: { const: "ready" } }, required: ["status"] }),
             "503": problem("The database is unreachable or the service is shutting down."),
-          },
-        },
-      },
-      "/metrics": {
-        get: {
-          operationId: "metrics",
-          summary: "Prometheus metrics",
-          responses: {
-            "200": { description: "Prometheus text format", content: { "text/plain": { schema: { type: "string" } } } },
           },
         },
       },
@@ -186,6 +179,7 @@ export function openApiDocument(): Json {
             }),
             ...common,
             "413": problem(`Body larger than ${LIMITS.bodyBytes} bytes.`),
+            "415": problem("A charset other than UTF-8, or a Content-Encoding other than gzip, deflate or br."),
             "422": problem("Idempotency-Key already used with a different body."),
           },
         },
@@ -210,6 +204,7 @@ export function openApiDocument(): Json {
             "404": problem("No such loan."),
             "409": problem("Illegal transition from the current status (`current_status`)."),
             "413": problem(`Body larger than ${LIMITS.bodyBytes} bytes.`),
+            "415": problem("A charset other than UTF-8, or a Content-Encoding other than gzip, deflate or br."),
           },
         },
       },

@@ -16,8 +16,16 @@ export const LIMITS = {
   idempotencyKeyMaxLength: 255,
 } as const;
 
-// Printable text with at least one non-space character; no control characters (PostgreSQL rejects NUL).
-const visibleText = "^[^\\u0000-\\u001F\\u007F]*[^\\s\\u0000-\\u001F\\u007F][^\\u0000-\\u001F\\u007F]*$";
+/**
+ * Text a person can read: never a control character (C0, DEL, C1: `\p{Cc}`), a lone surrogate (`\p{Cs}`), a
+ * line or paragraph separator, or a bidirectional control (U+061C, U+200E/F, U+202A–E, U+2066–9: they reorder
+ * what a log or a terminal shows); and at least one visible character — not whitespace, not a format character
+ * (`\p{Cf}`: zero-width joiners, soft hyphens), not a default-ignorable one (Hangul fillers, variation
+ * selectors), not a combining mark on its own, not unassigned. Written so that matching is linear in the length.
+ */
+const FORBIDDEN_CHAR = "[\\p{Cc}\\p{Cs}\\p{Zl}\\p{Zp}\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]";
+const VISIBLE_CHAR = "[^\\p{White_Space}\\p{Cc}\\p{Cf}\\p{Cs}\\p{Cn}\\p{Z}\\p{M}\\p{Default_Ignorable_Code_Point}]";
+const visibleText = `^(?![\\s\\S]*${FORBIDDEN_CHAR})[\\s\\S]*${VISIBLE_CHAR}`;
 
 export const createLoanSchema = {
   $id: "CreateLoan",

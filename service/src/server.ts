@@ -1,21 +1,28 @@
 /**
  * The process: config, database (embedded in development when DATABASE_URL is unset), migrations and seed
- * where configured, HTTP listener, and a graceful shutdown on SIGTERM/SIGINT: stop accepting, finish in-flight
- * requests, close the pool, stop the embedded database, exit 0 — or exit 1 when the grace period runs out.
+ * where configured, HTTP listener (http-server.ts: bounded request times, problem answers to malformed requests),
+ * the Prometheus listener on METRICS_PORT (apart from the public port), and a graceful shutdown on SIGTERM/SIGINT:
+ * stop accepting, close connections with no request in progress at once, finish in-flight requests, close the
+ * pool, stop the embedded database, exit 0 — or exit 1 when in-flight work outlasts the grace period.
  *
  * With WEB_CONCURRENCY > 1 (or `auto`: one per core) the process is a Node cluster: the primary prepares the
  * database once (embedded server, migrations, seed), forks the workers that serve HTTP, restarts a worker that
- * dies, and on SIGTERM/SIGINT forwards the signal and exits 0 once every worker has finished gracefully.
+ * dies, serves the metrics of all workers together (prom-client's AggregatorRegistry) on METRICS_PORT, and on
+ * SIGTERM/SIGINT forwards the signal and exits 0 once every worker has finished gracefully.
  */
 import cluster from "node:cluster";
+import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { AggregatorRegistry, type Registry } from "prom-client";
 import { seedLoans } from "../seeds/loans.js";
 import { createApp } from "./app.js";
 import { loadConfig, redactUrl } from "./config.js";
 import { purgeIdempotencyKeys } from "./data/idempotency.js";
 import { createDb, type Db, migrateLatest } from "./db.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./embedded.js";
+import { createHttpServer } from "./http-server.js";
 import { createLogger } from "./logger.js";
+import { createMetrics } from "./metrics.js";
 import type { Lifecycle } from "./routes/health.js";
 
 const config = loadConfig();
@@ -59,21 +66,83 @@ async function prepareDatabase(): Promise<{ url: string; embedded?: EmbeddedData
   return { url, embedded };
 }
 
+/**
+ * The Prometheus endpoint on its own listener (METRICS_HOST:METRICS_PORT, default 127.0.0.1:9464): `GET /metrics`
+ * only. Not on the public port, so nothing outside reaches it unless the operator publishes it.
+ */
+async function listenMetrics(
+  scrape: () => Promise<{ contentType: string; body: string }>,
+): Promise<http.Server | undefined> {
+  if (config.metricsPort === 0) return undefined;
+  const server = http.createServer(async (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== "/metrics") {
+      res
+        .writeHead(404, { "Content-Type": "text/plain; charset=utf-8" })
+        .end("Not found: the metrics are at /metrics\n");
+      return;
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" }).end("GET only\n");
+      return;
+    }
+    try {
+      const { contentType, body } = await scrape();
+      res.writeHead(200, { "Content-Type": contentType }).end(req.method === "HEAD" ? undefined : body);
+    } catch (err) {
+      logger.warn({ err: { message: (err as Error).message } }, "metrics scrape failed");
+      res.writeHead(503, { "Content-Type": "text/plain; charset=utf-8" }).end("metrics unavailable\n");
+    }
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          `the metrics listener cannot use ${config.metricsHost}:${config.metricsPort} (${err.code ?? err.message}): ` +
+            "set METRICS_PORT to a free port, or METRICS_PORT=0 for no metrics listener",
+        ),
+      ),
+    );
+    server.listen(config.metricsPort, config.metricsHost);
+  });
+  logger.info({ port: config.metricsPort, host: config.metricsHost }, "metrics listening");
+  return server;
+}
+
+const registryScrape = (registry: Registry) => async () => ({
+  contentType: registry.contentType,
+  body: await registry.metrics(),
+});
+
 /** Serves HTTP until SIGTERM/SIGINT; `onClosed` runs after the pool is closed, before exit. */
 async function serve(databaseUrl: string, onClosed?: () => Promise<void>) {
   const db: Db = createDb({ ...config, databaseUrl });
   logger.info({ database: redactUrl(databaseUrl), poolMax: config.dbPoolMax }, "database configured");
 
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ db, logger, config, lifecycle });
-  const server = app.listen(config.port, config.host);
+  const metrics = createMetrics(db);
+  const app = createApp({ db, logger, config, lifecycle, metrics });
+  // In a cluster worker the primary serves the metrics of every worker; this worker answers its requests.
+  if (cluster.isWorker) {
+    AggregatorRegistry.setRegistries([metrics.registry]);
+    new AggregatorRegistry();
+  }
+  const metricsServer = cluster.isWorker ? undefined : await listenMetrics(registryScrape(metrics.registry));
+  // Keep-alive longer than nginx's upstream keepalive_timeout (60 s), so the proxy never reuses a socket we close.
+  const web = createHttpServer(app, {
+    requestTimeoutMs: config.requestTimeoutMs,
+    keepAliveTimeoutMs: 65_000,
+    metrics,
+    logger,
+  });
+  const server = web.server;
+  server.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
   });
-  // Longer than nginx's upstream keepalive_timeout (60 s), so the proxy never reuses a socket we are closing.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
   logger.info({ port: config.port, host: config.host, env: config.nodeEnv }, "listening");
 
   const purge = setInterval(() => {
@@ -86,15 +155,22 @@ async function serve(databaseUrl: string, onClosed?: () => Promise<void>) {
   const shutdown = (signal: string) => {
     if (lifecycle.shuttingDown) return;
     lifecycle.shuttingDown = true;
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down: finishing in-flight requests");
+    logger.info(
+      { signal, graceMs: config.shutdownGraceMs, connections: web.connections() },
+      "shutting down: finishing in-flight requests",
+    );
     clearInterval(purge);
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     const force = setTimeout(() => {
       logger.error("grace period over: closing remaining connections");
       server.closeAllConnections();
       process.exit(1);
     }, config.shutdownGraceMs);
     force.unref();
-    server.close(async () => {
+    // Connections without a request in progress close now; busy ones after their response (Connection: close); a
+    // request still receiving its body gets half the grace period (bounded by the request timeout anyway).
+    web.drain({ drainMs: Math.min(config.requestTimeoutMs, Math.floor(config.shutdownGraceMs / 2)) }, async () => {
       try {
         await db.destroy();
         await onClosed?.();
@@ -105,8 +181,6 @@ async function serve(databaseUrl: string, onClosed?: () => Promise<void>) {
         process.exit(1);
       }
     });
-    // Idle keep-alive sockets are closed now; busy ones close after their response (Connection: close).
-    server.closeIdleConnections();
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
@@ -120,6 +194,11 @@ async function primary() {
   let failedExits = 0;
   const restarts: number[] = [];
   const fork = () => cluster.fork(env);
+  const aggregator = new AggregatorRegistry();
+  const metricsServer = await listenMetrics(async () => ({
+    contentType: aggregator.contentType,
+    body: await aggregator.clusterMetrics(),
+  }));
   for (let i = 0; i < config.webConcurrency; i++) fork();
   logger.info({ workers: config.webConcurrency }, "cluster started");
 
@@ -144,6 +223,8 @@ async function primary() {
     if (shuttingDown) return;
     shuttingDown = true;
     logger.info({ signal }, "cluster shutting down");
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     const force = setTimeout(() => {
       logger.error("grace period over: killing remaining workers");
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGKILL");
@@ -174,7 +255,7 @@ async function main() {
   return serve(url, embedded ? () => embedded.stop() : undefined);
 }
 
-main().catch((err: Error) => {
-  logger.fatal({ err: { message: err.message } }, "failed to start");
+main().catch((err: unknown) => {
+  logger.fatal({ err: { message: err instanceof Error ? err.message : String(err) } }, "failed to start");
   process.exit(1);
 });

@@ -141,9 +141,33 @@ function validator<T>(validate: ValidateFunction, where: string) {
   };
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The charset a JSON body may declare: UTF-8 only (RFC 8259 §8.1). Anything else is a 415 rather than bytes
+ * decoded as the wrong text. Returns the problem, or undefined when the Content-Type is acceptable.
+ */
+export function charsetProblem(contentType: string | undefined): HttpProblem | undefined {
+  const match = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(contentType ?? "");
+  if (!match) return undefined;
+  const charset = (match[1] ?? "").toLowerCase();
+  if (charset === "utf-8" || charset === "utf8") return undefined;
+  return new HttpProblem(
+    415,
+    `The request body must be UTF-8; charset "${charset.slice(0, 40)}" is not accepted (send Content-Type: application/json; charset=utf-8).`,
+    { type: "/problems/unsupported-charset", title: "Unsupported Media Type" },
+  );
+}
+
 /** Parses a JSON request body without ever turning a number into a float. */
 export function parseJsonBody(raw: Buffer | undefined): Record<string, unknown> {
-  const text = raw && raw.length > 0 ? raw.toString("utf8") : "";
+  let text = "";
+  try {
+    // Strict: invalid UTF-8 is refused, never stored as U+FFFD.
+    text = raw && raw.length > 0 ? utf8.decode(raw) : "";
+  } catch {
+    throw HttpProblem.badRequest("The request body is not valid UTF-8.");
+  }
   if (text.trim() === "") throw HttpProblem.badRequest("The request body is empty: send a JSON object.");
   let value: unknown;
   try {
@@ -196,7 +220,15 @@ export interface ListQuery {
   borrower_id?: string;
 }
 
+const DECIMAL_DIGITS = /^[0-9]{1,9}$/;
+
 export function validateListQuery(query: Record<string, unknown>): ListQuery {
+  // Type coercion would read `1e309`, `Infinity`, `0x10`, `+5` or ` 5` as numbers: a page size is decimal digits.
+  const limit = query.limit;
+  if (limit !== undefined && !(typeof limit === "string" && DECIMAL_DIGITS.test(limit))) {
+    const message = `must be an integer from 1 to ${LIMITS.pageMax}, written in decimal digits`;
+    throw HttpProblem.validation([{ field: "limit", message }], "query");
+  }
   return validateQuery({ ...query });
 }
 

@@ -108,6 +108,16 @@ for (const env of environments) {
     }
   });
 
+  test(`${env.name}: the api trusts exactly the nginx hop (the service's own default trusts none) and serves metrics on the internal network only`, () => {
+    const model = render(envOf(env.file));
+    const api = model.services.api?.environment ?? {};
+    assert.is(api.TRUST_PROXY, "1", "nginx in front: one trusted hop");
+    assert.is(api.METRICS_PORT, "9464");
+    assert.is(api.METRICS_HOST, "0.0.0.0", "reachable by a scraper on the backend network");
+    assert.is(model.services.api?.ports, undefined, "the metrics port is published nowhere");
+    assert.is(model.services.nginx?.environment?.NGINX_UPSTREAM, "api:8000", "nginx proxies the API port only");
+  });
+
   test(`${env.name}: start order waits for health; every service restarts, rotates logs and has a healthcheck`, () => {
     const model = render(envOf(env.file));
     assert.is(model.services.api?.depends_on?.db?.condition, "service_healthy");

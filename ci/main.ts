@@ -8,11 +8,13 @@
  * Exit codes: 0 success, 1 a gate or step failed, 2 usage error, 3 no Dagger engine could be reached.
  */
 import { execFileSync } from "node:child_process";
+import { appendFileSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-const COMMANDS = ["test", "lint", "typecheck", "build", "scan", "publish", "ci"] as const;
+const COMMANDS = ["test", "lint", "typecheck", "build", "scan", "sbom", "publish", "verify", "ci"] as const;
 type Command = (typeof COMMANDS)[number];
 
 const USAGE = `usage: npx tsx ci/main.ts <command> [flags]
@@ -24,18 +26,38 @@ commands:
   typecheck   npm run typecheck in the Node image
   build       build the Dockerfile's image (with OCI labels)
   scan        build, then gate the image with Trivy (HIGH/CRITICAL with a fix available)
-  publish     test + scan gates, then push the scanned image (linux/amd64 + linux/arm64)
+  sbom        CycloneDX SBOMs of the image (Trivy) and of the npm tree, written to --output
+  publish     test + scan gates, then push the scanned image (linux/amd64 + linux/arm64), sign its
+              digest and attest its SBOMs with cosign; refs, digest and SBOMs written to --output
+  verify      cosign verify + verify-attestation (SBOM, SLSA provenance) of --image against the
+              repository's workflow identity
 
 publish flags:
   --registry R               registry host (default: ghcr.io)
   --repository OWNER/NAME    image repository, lower-cased (default: $GITHUB_REPOSITORY)
   --tag T                    tag to push besides sha-<commit> (default: latest)
   --username U               registry user (default: $GITHUB_ACTOR)
+  --output DIR               where refs.txt, image, digest and sbom/ are written (default: .publish)
+
+sbom flags:
+  --output DIR               where image.cdx.json and npm.cdx.json are written (default: sbom)
+
+verify flags:
+  --image REF@sha256:…       the image, by digest (required)
+  --repository OWNER/NAME    the GitHub repository whose workflow signed (default: $GITHUB_REPOSITORY)
+  --workflow PATH            the signing workflow (default: .github/workflows/ci.yml)
+  --git-ref REF              the ref it ran on (default: refs/heads/main)
+  --username U               registry user, for a private image (with REGISTRY_PASSWORD or GITHUB_TOKEN)
 
 environment:
   REGISTRY_PASSWORD          registry password/token, passed to the engine as a secret reference
                              (env://REGISTRY_PASSWORD); falls back to GITHUB_TOKEN (env://GITHUB_TOKEN)
+  ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL
+                             GitHub Actions' OIDC request (id-token: write): publish signs keyless
+  COSIGN_KEY, COSIGN_PASSWORD
+                             otherwise publish signs with this cosign key (and its password)
   GITHUB_SHA                 commit for the sha-<commit> tag and the revision label (default: git HEAD)
+  GITHUB_OUTPUT              when set, publish appends image=… and digest=… to it (a step's outputs)
 
 exit codes: 0 ok, 1 a gate or step failed, 2 usage error, 3 no Dagger engine reachable
 `;
@@ -55,6 +77,10 @@ interface Invocation {
   repository?: string;
   tag: string;
   username?: string;
+  output?: string;
+  image?: string;
+  workflow?: string;
+  gitRef?: string;
 }
 
 const OPTIONS = {
@@ -62,8 +88,19 @@ const OPTIONS = {
   repository: { type: "string" },
   tag: { type: "string" },
   username: { type: "string" },
+  output: { type: "string" },
+  image: { type: "string" },
+  workflow: { type: "string" },
+  "git-ref": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** The flags each command accepts (besides --help). */
+const COMMAND_FLAGS: Partial<Record<Command, string[]>> = {
+  publish: ["registry", "repository", "tag", "username", "output"],
+  sbom: ["output"],
+  verify: ["image", "repository", "workflow", "git-ref", "username"],
+};
 
 function parse(argv: string[]): Invocation {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
@@ -81,9 +118,17 @@ function parse(argv: string[]): Invocation {
   }
   const command = positionals[0] as Command;
   if (!COMMANDS.includes(command)) throw new UsageError(`unknown command: ${positionals[0]}`);
-  const publishFlags = ["registry", "repository", "tag", "username"].filter((f) => values[f as keyof typeof values]);
-  if (command !== "publish" && publishFlags.length) {
-    throw new UsageError(`--${publishFlags.join(", --")}: only valid with publish`);
+  const allowed = COMMAND_FLAGS[command] ?? [];
+  const given = Object.keys(OPTIONS).filter((f) => f !== "help" && values[f as keyof typeof values] !== undefined);
+  const misplaced = given.filter((f) => !allowed.includes(f));
+  if (misplaced.length) {
+    const owners = misplaced.map((f) =>
+      Object.entries(COMMAND_FLAGS)
+        .filter(([, flags]) => flags.includes(f))
+        .map(([c]) => c)
+        .join(" or "),
+    );
+    throw new UsageError(`--${misplaced.join(", --")}: only valid with ${[...new Set(owners)].join(", ")}`);
   }
   return {
     command,
@@ -91,6 +136,10 @@ function parse(argv: string[]): Invocation {
     repository: values.repository,
     tag: values.tag ?? "latest",
     username: values.username,
+    output: values.output,
+    image: values.image,
+    workflow: values.workflow,
+    gitRef: values["git-ref"],
   };
 }
 
@@ -104,6 +153,22 @@ function currentCommit(root: string, env: NodeJS.ProcessEnv): string | undefined
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Which environment variables carry the signing identity (as `SigningInput` keys → variable names): GitHub
+ * Actions' OIDC request when both are set, otherwise a cosign key; none when neither is there.
+ */
+function signingVariables(env: NodeJS.ProcessEnv): Record<string, string> | undefined {
+  if (env.ACTIONS_ID_TOKEN_REQUEST_TOKEN && env.ACTIONS_ID_TOKEN_REQUEST_URL) {
+    return { oidcRequestToken: "ACTIONS_ID_TOKEN_REQUEST_TOKEN", oidcRequestUrl: "ACTIONS_ID_TOKEN_REQUEST_URL" };
+  }
+  if (env.COSIGN_KEY) {
+    return env.COSIGN_PASSWORD
+      ? { cosignKey: "COSIGN_KEY", cosignPassword: "COSIGN_PASSWORD" }
+      : { cosignKey: "COSIGN_KEY" };
+  }
+  return undefined;
 }
 
 /** Whether an error from the SDK means there was no engine to talk to (as opposed to a failing step). */
@@ -153,26 +218,44 @@ export async function main(
 
   const root = fileURLToPath(new URL("..", import.meta.url));
   const commit = currentCommit(root, env);
-  let publishInput: { repository: string; username: string; passwordVar: string } | undefined;
+  let publishInput:
+    | { repository: string; username: string; passwordVar: string; signingVars: Record<string, string> }
+    | undefined;
   if (invocation.command === "publish") {
     const repository = invocation.repository ?? env.GITHUB_REPOSITORY;
     const username = invocation.username ?? env.GITHUB_ACTOR;
     const passwordVar = env.REGISTRY_PASSWORD ? "REGISTRY_PASSWORD" : env.GITHUB_TOKEN ? "GITHUB_TOKEN" : undefined;
+    const signingVars = signingVariables(env);
     const missing = [
       repository ? "" : "--repository (or GITHUB_REPOSITORY)",
       username ? "" : "--username (or GITHUB_ACTOR)",
       passwordVar ? "" : "REGISTRY_PASSWORD (or GITHUB_TOKEN) in the environment",
+      signingVars
+        ? ""
+        : "a signing identity: ACTIONS_ID_TOKEN_REQUEST_TOKEN and ACTIONS_ID_TOKEN_REQUEST_URL (GitHub Actions), or COSIGN_KEY",
     ].filter(Boolean);
-    if (missing.length || !repository || !username || !passwordVar) {
+    if (missing.length || !repository || !username || !passwordVar || !signingVars) {
       io.stderr.write(`error: publish needs ${missing.join(", ")}\n\n${USAGE}`);
       return 2;
     }
-    publishInput = { repository, username, passwordVar };
+    publishInput = { repository, username, passwordVar, signingVars };
+  }
+  let verifyInput: { image: string; repository: string; passwordVar?: string } | undefined;
+  if (invocation.command === "verify") {
+    const repository = invocation.repository ?? env.GITHUB_REPOSITORY;
+    if (!invocation.image || !repository) {
+      const missing = [invocation.image ? "" : "--image", repository ? "" : "--repository (or GITHUB_REPOSITORY)"];
+      io.stderr.write(`error: verify needs ${missing.filter(Boolean).join(", ")}\n\n${USAGE}`);
+      return 2;
+    }
+    const passwordVar = env.REGISTRY_PASSWORD ? "REGISTRY_PASSWORD" : env.GITHUB_TOKEN ? "GITHUB_TOKEN" : undefined;
+    verifyInput = { image: invocation.image, repository, passwordVar: invocation.username ? passwordVar : undefined };
   }
 
   // Loaded only now, so that usage errors answer instantly.
   const sdk = await import("@dagger.io/dagger");
   const pipeline = await import("./src/pipeline.js");
+  const supplyChain = await import("./src/supply-chain.js");
   const out = (text: string) => io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   if (publishInput) {
     try {
@@ -207,6 +290,29 @@ export async function main(
             case "scan":
               out(await pipeline.scanImage(await pipeline.build(source, { commit }), source));
               break;
+            case "sbom": {
+              const target = resolve(invocation.output ?? "sbom");
+              await (await pipeline.sboms(source)).export(target);
+              out(`sbom: image.cdx.json and npm.cdx.json written to ${target}`);
+              break;
+            }
+            case "verify": {
+              const input = verifyInput as NonNullable<typeof verifyInput>;
+              const credentials =
+                invocation.username && input.passwordVar
+                  ? { username: invocation.username, password: sdk.dag.secret(`env://${input.passwordVar}`) }
+                  : undefined;
+              out(
+                await supplyChain.verify(input.image, {
+                  repository: input.repository,
+                  workflow: invocation.workflow,
+                  gitRef: invocation.gitRef,
+                  credentials,
+                  runId: pipeline.freshRunId(),
+                }),
+              );
+              break;
+            }
             case "ci":
               out((await pipeline.ci(source)).summary);
               break;
@@ -214,15 +320,31 @@ export async function main(
               const input = publishInput as NonNullable<typeof publishInput>;
               // A reference, resolved by the engine session from its environment: the value is never read here.
               const password = sdk.dag.secret(`env://${input.passwordVar}`);
-              const refs = await pipeline.publish(source, {
+              // The signing identity likewise: references to the variables, resolved by the engine.
+              const signing = Object.fromEntries(
+                Object.entries(input.signingVars).map(([name, variable]) => [
+                  name,
+                  sdk.dag.secret(`env://${variable}`),
+                ]),
+              );
+              const result = await pipeline.publish(source, {
                 registry: invocation.registry,
                 repository: input.repository,
                 tag: invocation.tag,
                 username: input.username,
                 password,
                 commit,
+                signing,
               });
-              for (const ref of refs) out(`published ${ref}`);
+              for (const ref of result.refs) out(`published ${ref}`);
+              for (const line of result.signed) out(line);
+              const target = resolve(invocation.output ?? ".publish");
+              await result.files.export(target);
+              out(`refs, digest and SBOMs written to ${target}`);
+              if (env.GITHUB_OUTPUT) {
+                const [image, digest] = result.digestRef.split("@");
+                appendFileSync(env.GITHUB_OUTPUT, `image=${image}\ndigest=${digest}\n`);
+              }
               break;
             }
           }

@@ -18,6 +18,7 @@ import {
 } from "@dagger.io/dagger";
 import * as pipeline from "./pipeline.js";
 import { SOURCE_IGNORE } from "./pipeline.js";
+import * as supplyChain from "./supply-chain.js";
 
 @object()
 export class LoanCi {
@@ -98,9 +99,11 @@ export class LoanCi {
   }
 
   /**
-   * Run the test and scan gates, then push the image that was scanned, for linux/amd64 and linux/arm64,
-   * tagged with tag and sha-<commit> when the commit is given. Returns the published refs with digests.
-   * Never served from cache.
+   * Run the test and scan gates (and generate the SBOMs), then push the image that was scanned, for linux/amd64
+   * and linux/arm64, tagged with tag and sha-<commit> when the commit is given; then sign the pushed digest with
+   * cosign and attest each image SBOM on it (a failed signature fails publish). Returns a directory: refs.txt
+   * (the published refs with digests), image, digest, and sbom/ (the CycloneDX SBOMs), e.g.
+   * `dagger call publish … export --path .publish`. Never served from cache.
    */
   @func({ cache: "never" })
   async publish(
@@ -118,8 +121,61 @@ export class LoanCi {
     password: Secret,
     /** The git commit being published: adds the tag sha-<commit> and the revision label. */
     commit = "",
-  ): Promise<string[]> {
-    return pipeline.publish(source, { registry, repository, tag, username, password, commit });
+    /** Keyless signing in GitHub Actions: env://ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
+    oidcRequestToken?: Secret,
+    /** Keyless signing in GitHub Actions: env://ACTIONS_ID_TOKEN_REQUEST_URL. */
+    oidcRequestUrl?: Secret,
+    /** Signing with a key instead (other CI systems): a cosign private key, e.g. env://COSIGN_KEY. */
+    cosignKey?: Secret,
+    /** The cosign key's password, e.g. env://COSIGN_PASSWORD. */
+    cosignPassword?: Secret,
+  ): Promise<Directory> {
+    const result = await pipeline.publish(source, {
+      registry,
+      repository,
+      tag,
+      username,
+      password,
+      commit,
+      signing: { oidcRequestToken, oidcRequestUrl, cosignKey, cosignPassword },
+    });
+    return result.files;
+  }
+
+  /**
+   * CycloneDX SBOMs of the build: image.cdx.json (Trivy on the built image's tarball) and npm.cdx.json (the npm
+   * dependency tree from the lockfile), e.g. `dagger call sbom --source . export --path sbom`.
+   */
+  @func({ cache: "session" })
+  async sbom(
+    /** The repository root; defaults to the module's context directory. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+  ): Promise<Directory> {
+    return pipeline.sboms(source);
+  }
+
+  /**
+   * Verify a published image with cosign: its signature, its CycloneDX SBOM attestation and its SLSA build
+   * provenance, each against the identity of the repository's GitHub workflow (issuer
+   * token.actions.githubusercontent.com). Fails on any mismatch. Never served from cache.
+   */
+  @func({ cache: "never" })
+  async verify(
+    /** The image by digest, REGISTRY/OWNER/NAME@sha256:<digest> (a tag is refused). */
+    image: string,
+    /** The GitHub repository whose workflow published it, OWNER/NAME. */
+    repository: string,
+    /** The workflow file that signed. */
+    workflow = ".github/workflows/ci.yml",
+    /** The git ref that workflow ran on. */
+    gitRef = "refs/heads/main",
+    /** A registry user name, for a private image. */
+    username = "",
+    /** The registry password or token, for a private image, e.g. env://GITHUB_TOKEN. */
+    password?: Secret,
+  ): Promise<string> {
+    const credentials = username && password ? { username, password } : undefined;
+    return supplyChain.verify(image, { repository, workflow, gitRef, credentials, runId: pipeline.freshRunId() });
   }
 
   /**
@@ -168,9 +224,10 @@ export class LoanCi {
   }
 
   /**
-   * Release: lint, typecheck, test and the Trivy gate on each platform's image, then publish that image (as
-   * publish does), then Trivy's SARIF report of it and every overlay rendered with the digest just pushed.
-   * Returns a directory: published.txt, trivy.sarif, manifests/<overlay>.yaml. Never served from cache.
+   * Release: lint, typecheck, test and the Trivy gate on each platform's image, then publish, sign and attest
+   * that image (as publish does), then Trivy's SARIF report of it and every overlay rendered with the digest just
+   * pushed. Returns a directory: published.txt, refs.txt, image, digest, sbom/, trivy.sarif,
+   * manifests/<overlay>.yaml. Never served from cache.
    */
   @func({ cache: "never" })
   async release(
@@ -188,7 +245,23 @@ export class LoanCi {
     password: Secret,
     /** The git commit being published: adds the tag sha-<commit> and the revision label. */
     commit = "",
+    /** Keyless signing in GitHub Actions: env://ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
+    oidcRequestToken?: Secret,
+    /** Keyless signing in GitHub Actions: env://ACTIONS_ID_TOKEN_REQUEST_URL. */
+    oidcRequestUrl?: Secret,
+    /** Signing with a key instead (other CI systems): a cosign private key, e.g. env://COSIGN_KEY. */
+    cosignKey?: Secret,
+    /** The cosign key's password, e.g. env://COSIGN_PASSWORD. */
+    cosignPassword?: Secret,
   ): Promise<Directory> {
-    return pipeline.release(source, { registry, repository, tag, username, password, commit });
+    return pipeline.release(source, {
+      registry,
+      repository,
+      tag,
+      username,
+      password,
+      commit,
+      signing: { oidcRequestToken, oidcRequestUrl, cosignKey, cosignPassword },
+    });
   }
 }

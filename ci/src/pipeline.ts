@@ -19,6 +19,19 @@ import {
   type Secret,
   type Service,
 } from "@dagger.io/dagger";
+import {
+  cosignContainer,
+  digestRef,
+  IMAGE_SBOM_FILE,
+  imageSbom,
+  imageSbomName,
+  NPM_SBOM_FILE,
+  npmSbom,
+  type SigningInput,
+  sbomDirectory,
+  signAndAttest,
+  signingIdentity,
+} from "./supply-chain.js";
 import { KUSTOMIZE_IMAGE, NODE_IMAGE, POSTGRES_IMAGE, PUBLISH_PLATFORMS, TRIVY_IMAGE } from "./versions.js";
 
 /**
@@ -77,7 +90,7 @@ export const TRIVY_GATE_FLAGS = [
   "1",
 ];
 
-const IMAGE_TARBALL = "/scan/image.tar";
+export const IMAGE_TARBALL = "/scan/image.tar";
 const TRIVY_CONFIG_DIR = "/scan/config";
 const TRIVY_IGNORE_FILE = `${TRIVY_CONFIG_DIR}/.trivyignore`;
 const SARIF_PATH = "/tmp/trivy.sarif";
@@ -217,7 +230,7 @@ export async function build(
  * Pinned Trivy with the image's tarball mounted (the image is never pushed to be scanned), the
  * vulnerability database in a locked cache volume, and the source's `.trivyignore` (if any) in place.
  */
-function trivyOn(image: Container, source: Directory, runId: string): Container {
+export function trivyOn(image: Container, source: Directory, runId: string): Container {
   const config = dag.directory().withDirectory(".", source, { include: [".trivyignore"] });
   return dag
     .container()
@@ -273,6 +286,18 @@ export function sarifReport(image: Container, source: Directory, runId: string =
     .file(SARIF_PATH);
 }
 
+/**
+ * The SBOMs of a build: `image.cdx.json` (Trivy on the built image's tarball, as the scan reads it) and
+ * `npm.cdx.json` (the npm dependency tree from the lockfile). Returns them in one directory.
+ */
+export async function sboms(source: Directory, runId: string = freshRunId()): Promise<Directory> {
+  const image = await build(source);
+  return sbomDirectory([
+    { name: IMAGE_SBOM_FILE, file: imageSbom(trivyOn(image, source, runId), IMAGE_TARBALL) },
+    { name: NPM_SBOM_FILE, file: npmSbom(nodeWorkspace(source)) },
+  ]);
+}
+
 export interface PublishOptions {
   registry: string;
   repository: string;
@@ -280,6 +305,8 @@ export interface PublishOptions {
   username: string;
   password: Secret;
   commit?: string;
+  /** How the pushed digest is signed: the GitHub OIDC request token and URL, or a cosign key (see supply-chain.ts). */
+  signing?: SigningInput;
 }
 
 export interface PublishTarget {
@@ -319,34 +346,67 @@ export function publishTarget(options: Omit<PublishOptions, "password" | "userna
   return { image: `${registry}/${repository}`, registry, repository, commit, tags: [...new Set(tags)] };
 }
 
-/**
- * Builds the image for every platform of `PUBLISH_PLATFORMS`, runs the gates in this same call (the tests,
- * and Trivy on each platform's image), and only when all pass pushes those very containers — the ones that
- * were scanned — as one multi-platform image under every tag. Returns the published refs with digests.
- */
-export async function publish(source: Directory, options: PublishOptions): Promise<string[]> {
-  return (await publishScanned(source, options)).refs;
+/** What `publish` returns. */
+export interface PublishResult {
+  /** The published refs, one per tag, each with the digest: `registry/repo:tag@sha256:…`. */
+  refs: string[];
+  /** The digest reference that was signed and attested: `registry/repo@sha256:…` (one image, every tag). */
+  digestRef: string;
+  /** What was signed and attested, one line per step. */
+  signed: string[];
+  /**
+   * `refs.txt`, `image` (registry/repo), `digest` (sha256:…), and `sbom/`: `npm.cdx.json` and one
+   * `image-<os>-<arch>.cdx.json` per platform (the SBOMs attested on the digest).
+   */
+  files: Directory;
+  /** The per-platform containers that were scanned and pushed. */
+  variants: Container[];
+  /** The run's ID (the cache buster of its tests, scans and signatures). */
+  runId: string;
 }
 
 /**
- * `publish`, also handing back the per-platform containers that were scanned and pushed (so a caller can derive
- * more from the very same images), with optional extra gates that must pass, with the others, before any push.
+ * Builds the image for every platform of `PUBLISH_PLATFORMS`, runs the gates in this same call (the tests,
+ * and Trivy on each platform's image) while the SBOMs are generated (Trivy on those same tarballs, and the npm
+ * tree), and only when all of that succeeded pushes those very containers — the ones that were scanned — as one
+ * multi-platform image under every tag. Then signs the pushed digest (never a tag) and attests each image SBOM
+ * on it; a failure there fails `publish`.
+ */
+export async function publish(source: Directory, options: PublishOptions): Promise<PublishResult> {
+  return publishScanned(source, options);
+}
+
+/**
+ * `publish`, with optional extra gates that must pass, with the others, before any push. Its result also hands
+ * back the per-platform containers that were scanned and pushed (so a caller can derive more from the very
+ * same images) and the run's ID.
  */
 export async function publishScanned(
   source: Directory,
   options: PublishOptions,
   extraGates: Array<() => Promise<unknown>> = [],
-): Promise<{ refs: string[]; variants: Container[]; runId: string }> {
+): Promise<PublishResult> {
   const target = publishTarget(options);
+  // Before anything runs: nothing may be pushed that cannot then be signed.
+  const identity = signingIdentity(options.signing);
   const runId = freshRunId();
   const sourceUrl = target.registry === "ghcr.io" ? `https://github.com/${target.repository}` : undefined;
   const meta = await imageMeta(source, { commit: target.commit, sourceUrl });
   const variants = PUBLISH_PLATFORMS.map((platform) => buildImage(source, meta, platform as Platform));
+  const sbomFiles = [
+    ...variants.map((image, i) => ({
+      name: imageSbomName(PUBLISH_PLATFORMS[i] as string),
+      file: imageSbom(trivyOn(image, source, runId), IMAGE_TARBALL),
+    })),
+  ];
+  const npm = { name: NPM_SBOM_FILE, file: npmSbom(nodeWorkspace(source)) };
 
-  // The gates. Any failure rejects here, before a single publish request exists.
+  // The gates, and the SBOMs the signature step attests. Any failure rejects here, before a single publish
+  // request exists.
   await Promise.all([
     test(source, runId),
     ...variants.map((image) => scanImage(image, source, runId)),
+    ...[...sbomFiles, npm].map(({ file }) => file.sync()),
     ...extraGates.map((gate) => gate()),
   ]);
 
@@ -356,7 +416,27 @@ export async function publishScanned(
     // A fresh array each time: the SDK replaces the objects of an array argument with their IDs in place.
     refs.push(await publisher.publish(`${target.image}:${tag}`, { platformVariants: [...variants] }));
   }
-  return { refs, variants, runId };
+
+  // Every tag names the same pushed image; sign that digest, once.
+  const digests = [...new Set(refs.map(digestRef))];
+  if (digests.length !== 1) throw new Error(`the tags were pushed with different digests: ${refs.join(", ")}`);
+  const signed = digests[0] as string;
+  const cosign = cosignContainer({
+    credentials: { username: options.username, password: options.password },
+    identity,
+    runId,
+  });
+  const done = await signAndAttest(cosign, identity, signed, sbomFiles);
+
+  const files = sbomDirectory(
+    [...sbomFiles, npm].map(({ name, file }) => ({ name: `sbom/${name}`, file })),
+    dag
+      .directory()
+      .withNewFile("refs.txt", `${refs.join("\n")}\n`)
+      .withNewFile("image", `${target.image}\n`)
+      .withNewFile("digest", `${signed.split("@")[1]}\n`),
+  );
+  return { refs, digestRef: signed, signed: done, files, variants, runId };
 }
 
 export type StepStatus = "PASS" | "FAIL" | "SKIP";
@@ -581,18 +661,19 @@ export async function manifestChecks(source: Directory): Promise<string> {
 
 /**
  * The release of a change, one image build per platform for everything: lint, type-check, tests and the Trivy
- * gate on each platform's image; only when all pass, the push (as `publish`); then, from that same image, Trivy's
- * SARIF report and every overlay rendered with the digest the push returned. Returns a directory:
- * `published.txt` (the refs), `trivy.sarif`, `manifests/<overlay>.yaml`.
+ * gate on each platform's image; only when all pass, the push, signature and SBOM attestations (as `publish`);
+ * then, from that same image, Trivy's SARIF report and every overlay rendered with the digest the push returned.
+ * Returns a directory: `published.txt` (the refs), what `publish` returns (`refs.txt`, `image`, `digest`,
+ * `sbom/`), `trivy.sarif`, `manifests/<overlay>.yaml`.
  */
 export async function release(source: Directory, options: PublishOptions): Promise<Directory> {
-  const { refs, variants, runId } = await publishScanned(source, options, [
+  const { refs, variants, runId, files } = await publishScanned(source, options, [
     () => lint(source),
     () => typecheck(source),
   ]);
   const [ref] = refs;
   if (!ref) throw new Error("publish returned no reference");
-  let out = dag.directory().withNewFile("published.txt", `${refs.join("\n")}\n`);
+  let out = files.withNewFile("published.txt", `${refs.join("\n")}\n`);
   const [scanned] = variants;
   if (scanned) out = out.withFile("trivy.sarif", sarifReport(scanned, source, runId));
   for (const overlay of K8S_OVERLAYS) {

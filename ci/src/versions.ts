@@ -27,3 +27,13 @@ export const PUBLISH_PLATFORMS = ["linux/amd64", "linux/arm64"];
  */
 export const KUSTOMIZE_VERSION = "v5.8.1";
 export const KUSTOMIZE_IMAGE = `registry.k8s.io/kustomize/kustomize:${KUSTOMIZE_VERSION}@sha256:899fcd3bc898160e62bcaf82932b0cb29ba38d16272353db2e7acbba82129429`;
+
+// ---- Supply chain (issue 14) ------------------------------------------------------------------------------
+
+/**
+ * cosign (Sigstore), which signs and attests the published digest and verifies it, pinned by tag and by the
+ * digest of its multi-arch index. 2.5.0 is the first release whose `verify-attestation --new-bundle-format`
+ * reads Sigstore bundles stored as OCI referrers, the form GitHub's artifact attestations take in a registry.
+ */
+export const COSIGN_VERSION = "v2.5.0";
+export const COSIGN_IMAGE = `ghcr.io/sigstore/cosign/cosign:${COSIGN_VERSION}@sha256:e82eb6d42ccb6bc048d8d9e5e598e4d5178e1af6c00e54e02c9b0569c5f3ec11`;

@@ -11,7 +11,15 @@ import { SOURCE_IGNORE } from "../src/pipeline.js";
 import { execQueries, expanded, isTrivyGate, queryRunning, renderWithSource, sub } from "./support/chains.js";
 import { runClient } from "./support/run.js";
 import { repoRoot } from "./support/sandbox.js";
-import { COMMIT, PASSWORD_CANARY, type Scenarios, scenarios, TOKEN_CANARY } from "./support/scenarios.js";
+import {
+  COMMIT,
+  OIDC_TOKEN_CANARY,
+  OIDC_URL_CANARY,
+  PASSWORD_CANARY,
+  type Scenarios,
+  scenarios,
+  TOKEN_CANARY,
+} from "./support/scenarios.js";
 
 const Client = suite<{ s: Scenarios }>("standalone client ci/main.ts (recorded, not executed)");
 
@@ -59,16 +67,23 @@ Client("ci with failing tests (injected ExecError): exit 1, the summary and the 
 Client("publish: secret by env:// reference, value never sent, lower-cased repository, refs with digests", ({ s }) => {
   const { run, engine } = s.client.publish;
   assert.is(run.code, 0, run.stderr);
-  const secretQuery = engine.queries.find((q) => q.chain[0]?.field === "secret");
-  assert.equal(secretQuery?.chain[0], { field: "secret", args: { uri: "env://REGISTRY_PASSWORD" } });
-  for (const canary of [PASSWORD_CANARY, TOKEN_CANARY]) {
+  const secretUris = engine.queries.filter((q) => q.chain[0]?.field === "secret").map((q) => q.chain[0]?.args.uri);
+  assert.equal([...new Set(secretUris)].sort(), [
+    "env://ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "env://ACTIONS_ID_TOKEN_REQUEST_URL",
+    "env://REGISTRY_PASSWORD",
+  ]);
+  for (const canary of [PASSWORD_CANARY, TOKEN_CANARY, OIDC_TOKEN_CANARY, OIDC_URL_CANARY]) {
     assert.not.match(engine.allQueryText(), canary);
     assert.not.match(run.stdout + run.stderr, canary);
   }
   assert.is(engine.queries.filter((q) => q.leaf === "plaintext").length, 0);
   const addresses = engine.publishQueries().map((q) => q.chain[q.chain.length - 1]?.args.address);
   assert.equal(addresses, ["ghcr.io/loan-org/loan-service:latest", `ghcr.io/loan-org/loan-service:sha-${COMMIT}`]);
-  const published = run.stdout.trim().split("\n");
+  const published = run.stdout
+    .trim()
+    .split("\n")
+    .filter((line) => line.startsWith("published "));
   assert.is(published.length, 2);
   assert.match(published[0] ?? "", /^published ghcr\.io\/loan-org\/loan-service:latest@sha256:[0-9a-f]{64}$/);
   assert.is(published[1]?.split("@")[0], `published ghcr.io/loan-org/loan-service:sha-${COMMIT}`);
@@ -124,9 +139,28 @@ Client("usage: publish-only flags elsewhere, or publish without repository or pa
   process.env._EXPERIMENTAL_DAGGER_CLI_BIN = "/nonexistent/dagger";
   try {
     assert.is(
-      await main(["publish", "--repository", "o//n", "--tag", "v 1"], { GITHUB_ACTOR: "a", GITHUB_TOKEN: "x" }, quiet),
+      await main(
+        ["publish", "--repository", "o//n", "--tag", "v 1"],
+        { GITHUB_ACTOR: "a", GITHUB_TOKEN: "x", COSIGN_KEY: "k" },
+        quiet,
+      ),
       2,
     );
+    // Nothing unsigned is pushed: without a signing identity publish does not start.
+    let said = "";
+    const capture = {
+      stdout: quiet.stdout,
+      stderr: {
+        write: (t: string) => {
+          said += t;
+          return true;
+        },
+      },
+    };
+    assert.is(await main(["publish", "--repository", "o/n"], { GITHUB_ACTOR: "a", GITHUB_TOKEN: "x" }, capture), 2);
+    assert.match(said, "a signing identity: ACTIONS_ID_TOKEN_REQUEST_TOKEN and ACTIONS_ID_TOKEN_REQUEST_URL");
+    assert.is(await main(["verify", "--repository", "o/n"], {}, quiet), 2, "verify needs --image");
+    assert.is(await main(["sbom", "--tag", "x"], {}, quiet), 2, "publish flags are refused elsewhere");
   } finally {
     delete process.env._EXPERIMENTAL_DAGGER_CLI_BIN;
   }

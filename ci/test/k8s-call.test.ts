@@ -7,6 +7,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { K8S_OVERLAYS, K8S_SAMPLE_RELEASE_IMAGE, releaseJobName, releaseKustomization } from "../src/pipeline.js";
+import { COSIGN } from "../src/supply-chain.js";
 import { KUSTOMIZE_IMAGE, NODE_IMAGE, PUBLISH_PLATFORMS } from "../src/versions.js";
 import {
   envValue,
@@ -15,6 +16,7 @@ import {
   expanded,
   indexOf,
   isTrivyGate,
+  lastExec,
   renderWithSource,
   sub,
 } from "./support/chains.js";
@@ -46,6 +48,8 @@ const options = (fault: "none" | "lint"): Omit<EngineOptions, "functionCall"> =>
   objects: {
     "rec:source": [{ field: "contextDirectory", args: { defaultPath: "/" } }],
     "rec:password": [{ field: "secret", args: { uri: "env://GITHUB_TOKEN" } }],
+    "rec:oidc-token": [{ field: "secret", args: { uri: "env://ACTIONS_ID_TOKEN_REQUEST_TOKEN" } }],
+    "rec:oidc-url": [{ field: "secret", args: { uri: "env://ACTIONS_ID_TOKEN_REQUEST_URL" } }],
   },
   secretValues: { "rec:password": PASSWORD_CANARY },
 });
@@ -59,6 +63,9 @@ const RELEASE_ARGS = {
   username: JSON.stringify("release-bot"),
   password: JSON.stringify("rec:password"),
   commit: JSON.stringify(COMMIT),
+  // release signs what it pushes, as publish does (issue 14): keyless, as the workflow runs it.
+  oidcRequestToken: JSON.stringify("rec:oidc-token"),
+  oidcRequestUrl: JSON.stringify("rec:oidc-url"),
 };
 
 interface Runs {
@@ -263,5 +270,23 @@ K8s(
     assert.not.match(engine.allQueryText(), PASSWORD_CANARY);
   },
 );
+
+K8s("release signs the pushed digest and attests the image SBOMs after the push, and returns them", ({ runs }) => {
+  const { run, engine } = runs.release;
+  assert.is(run.code, 0, run.stderr);
+  const lastPush = Math.max(...engine.publishQueries().map((q) => engine.queries.indexOf(q)));
+  const cosign = engine.queries.filter((q) => (lastExec(q.chain) ?? [])[0] === COSIGN && q.leaf === "sync");
+  assert.equal(
+    cosign.map((q) => (lastExec(q.chain) ?? [])[1]),
+    ["sign", "attest", "attest"],
+  );
+  for (const q of cosign) assert.ok(engine.queries.indexOf(q) > lastPush, "signed after the push");
+  const chain = returned(runs.release);
+  const digest = String(chain[indexOf(chain, "withNewFile", (a) => a.path === "digest")]?.args.contents).trim();
+  assert.equal((lastExec(cosign[0]?.chain ?? []) ?? []).at(-1), `ghcr.io/loan-org/loan-service@${digest}`);
+  for (const name of ["sbom/npm.cdx.json", "sbom/image-linux-amd64.cdx.json", "sbom/image-linux-arm64.cdx.json"]) {
+    assert.ok(indexOf(chain, "withFile", (a) => a.path === name) >= 0, name);
+  }
+});
 
 K8s.run();

@@ -28,6 +28,7 @@ import {
   sub,
 } from "./support/chains.js";
 import { renderChain } from "./support/recording-engine.js";
+import { returnedDirectory } from "./support/returned.js";
 import { COMMIT, PASSWORD_CANARY, type Scenarios, scenarios } from "./support/scenarios.js";
 
 const Call = suite<{ s: Scenarios }>("dagger call path (module runtime, recorded, not executed)");
@@ -195,7 +196,8 @@ Call(
   ({ s }) => {
     const { run, engine } = s.module.publish;
     assert.is(run.code, 0, run.stderr);
-    const refs = JSON.parse(engine.returnedValue ?? "[]") as string[];
+    // publish returns a directory; refs.txt lists the published refs with their digest.
+    const refs = (returnedDirectory(engine)["refs.txt"]?.contents ?? "").trim().split("\n");
     assert.is(refs.length, 2);
     assert.match(refs[0] ?? "", /^ghcr\.io\/loan-org\/loan-service:latest@sha256:[0-9a-f]{64}$/);
     assert.is(refs[1]?.split("@")[0], `ghcr.io/loan-org/loan-service:sha-${COMMIT}`);

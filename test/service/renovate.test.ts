@@ -8,7 +8,14 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { NODE_IMAGE, POSTGRES_IMAGE, TRIVY_IMAGE, TRIVY_VERSION } from "../../ci/src/versions.js";
+import {
+  COSIGN_IMAGE,
+  COSIGN_VERSION,
+  NODE_IMAGE,
+  POSTGRES_IMAGE,
+  TRIVY_IMAGE,
+  TRIVY_VERSION,
+} from "../../ci/src/versions.js";
 import { ROOT } from "../support/process.js";
 
 interface CustomManager {
@@ -105,6 +112,7 @@ const PINS = [
   { depName: "node", value: NODE_IMAGE.split(":")[1] as string, builtIn: [] as string[] },
   { depName: "postgres", value: POSTGRES_IMAGE.split(":")[1] as string, builtIn: ["compose.yaml"] },
   { depName: "aquasec/trivy", value: TRIVY_VERSION, builtIn: [] },
+  { depName: "ghcr.io/sigstore/cosign/cosign", value: COSIGN_VERSION, builtIn: [] },
   { depName: "dagger/dagger", value: `v${JSON.parse(read("dagger.json")).engineVersion.slice(1)}`, builtIn: [] },
 ];
 
@@ -138,6 +146,12 @@ test("Trivy's tag and digest are taken together", () => {
   assert.is(trivy.length, 1);
   assert.is(trivy[0]?.currentValue, TRIVY_VERSION);
   assert.is(`aquasec/trivy:${TRIVY_VERSION}@${trivy[0]?.currentDigest}`, TRIVY_IMAGE);
+});
+
+test("cosign's tag and digest are taken together", () => {
+  const cosign = found.filter((f) => f.depName === "ghcr.io/sigstore/cosign/cosign");
+  assert.is(cosign.length, 1);
+  assert.is(`${cosign[0]?.depName}:${cosign[0]?.currentValue}@${cosign[0]?.currentDigest}`, COSIGN_IMAGE);
 });
 
 test("pins that must agree are in one group, and every copy found has the same version", () => {

@@ -3,6 +3,11 @@
  * seconds each) and shared by the test files. NOTHING IS EXECUTED: every run talks to a recording engine
  * that only answers and records GraphQL (see recording-engine.ts).
  */
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { COSIGN } from "../../src/supply-chain.js";
 import {
   type Chain,
   type EngineOptions,
@@ -18,6 +23,25 @@ import { makeModuleSandbox } from "./sandbox.js";
 export const PASSWORD_CANARY = "canary-registry-password-5b9e1d";
 export const TOKEN_CANARY = "canary-github-token-0c77aa";
 export const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+/** Stand-ins for GitHub Actions' OIDC request token and URL: they too must never appear in a query. */
+export const OIDC_TOKEN_CANARY = "canary-oidc-request-token-7f3a9c";
+export const OIDC_URL_CANARY = "https://canary-oidc-request.example/token?api-version=2.0";
+/** The digest reference the recording engine treats as signed; any other digest "fails" cosign verify. */
+export const SIGNED_REF = `ghcr.io/loan-org/loan-service@sha256:${"5".repeat(64)}`;
+export const TAMPERED_REF = `ghcr.io/loan-org/loan-service@sha256:${"5".repeat(63)}6`;
+
+export const COSIGN_SIGN_FAILURE: ExecFailure = {
+  exitCode: 1,
+  stdout: "",
+  stderr:
+    "Error: signing [ghcr.io/loan-org/loan-service@sha256:…]: getting signer: fetching ambient OIDC credentials\n",
+};
+
+export const COSIGN_VERIFY_FAILURE: ExecFailure = {
+  exitCode: 1,
+  stdout: "",
+  stderr: "Error: no matching signatures: none of the expected identities matched what was in the certificate\n",
+};
 export const MIXED_CASE_REPOSITORY = "Loan-Org/Loan-Service";
 
 export const TEST_FAILURE: ExecFailure = {
@@ -34,19 +58,24 @@ export const TRIVY_FAILURE: ExecFailure = {
 
 const isTrivyGate = (cmd: string[]) => cmd[0] === "trivy" && cmd.join(" ").includes("--exit-code 1");
 const isNpmTest = (cmd: string[]) => cmd.join(" ") === "npm test";
+const isCosignVerify = (cmd: string[]) => cmd[0] === COSIGN && ["verify", "verify-attestation"].includes(cmd[1] ?? "");
 
 /** What a healthy project "prints": enough for the pipeline to go on. */
 function healthy(cmd: string[]): ExecAnswer {
   if (isNpmTest(cmd)) return { stdout: "ok 1 - GET /health\n42 passed, 0 failed\n" };
   if (isTrivyGate(cmd)) return { stdout: "Total: 0 (HIGH: 0, CRITICAL: 0)\n" };
+  if (isCosignVerify(cmd)) return { stdout: '[{"critical":{"type":"cosign container image signature"}}]\n' };
   return { stdout: `(recorded, not executed) ${cmd.join(" ")}\n` };
 }
 
-type Fault = "none" | "npm-test" | "trivy-arm64";
+type Fault = "none" | "npm-test" | "trivy-arm64" | "cosign-sign";
 
 function onExec(fault: Fault): EngineOptions["onExec"] {
   return (cmd: string[], chain: Chain, engine: RecordingEngine) => {
     if (fault === "npm-test" && isNpmTest(cmd)) return TEST_FAILURE;
+    if (fault === "cosign-sign" && cmd[0] === COSIGN && cmd[1] === "sign") return COSIGN_SIGN_FAILURE;
+    // Only the signed digest verifies: cosign finds no matching signature on any other.
+    if (isCosignVerify(cmd) && cmd[cmd.length - 1] !== SIGNED_REF) return COSIGN_VERIFY_FAILURE;
     // Only the linux/arm64 variant is "vulnerable": every platform that would be pushed must be gated.
     if (
       fault === "trivy-arm64" &&
@@ -68,13 +97,21 @@ const onContents: EngineOptions["onContents"] = (chain) =>
 const MODULE_OBJECTS: EngineOptions["objects"] = {
   "rec:source": [{ field: "contextDirectory", args: { defaultPath: "/" } }],
   "rec:password": [{ field: "secret", args: { uri: "env://GITHUB_TOKEN" } }],
+  "rec:oidc-token": [{ field: "secret", args: { uri: "env://ACTIONS_ID_TOKEN_REQUEST_TOKEN" } }],
+  "rec:oidc-url": [{ field: "secret", args: { uri: "env://ACTIONS_ID_TOKEN_REQUEST_URL" } }],
+  "rec:cosign-key": [{ field: "secret", args: { uri: "env://COSIGN_KEY" } }],
+  "rec:cosign-password": [{ field: "secret", args: { uri: "env://COSIGN_PASSWORD" } }],
 };
 
 const moduleOptions = (fault: Fault): Omit<EngineOptions, "functionCall"> => ({
   onExec: onExec(fault),
   onContents,
   objects: MODULE_OBJECTS,
-  secretValues: { "rec:password": PASSWORD_CANARY },
+  secretValues: {
+    "rec:password": PASSWORD_CANARY,
+    "rec:oidc-token": OIDC_TOKEN_CANARY,
+    "rec:oidc-url": OIDC_URL_CANARY,
+  },
 });
 
 const SOURCE_ARG = { source: JSON.stringify("rec:source") };
@@ -86,7 +123,19 @@ const PUBLISH_ARGS = {
   username: JSON.stringify("release-bot"),
   password: JSON.stringify("rec:password"),
   commit: JSON.stringify(COMMIT),
+  oidcRequestToken: JSON.stringify("rec:oidc-token"),
+  oidcRequestUrl: JSON.stringify("rec:oidc-url"),
 };
+/** publish for other CI systems: signing with a cosign key and its password instead of GitHub's OIDC token. */
+const PUBLISH_WITH_KEY_ARGS = {
+  ...Object.fromEntries(Object.entries(PUBLISH_ARGS).filter(([name]) => !name.startsWith("oidc"))),
+  cosignKey: JSON.stringify("rec:cosign-key"),
+  cosignPassword: JSON.stringify("rec:cosign-password"),
+};
+const VERIFY_ARGS = (image: string) => ({
+  image: JSON.stringify(image),
+  repository: JSON.stringify("Loan-Org/loan-service"),
+});
 
 export interface ClientRun {
   engine: RecordingEngine;
@@ -100,6 +149,8 @@ const CLIENT_ENV = {
   GITHUB_ACTOR: "release-bot",
   REGISTRY_PASSWORD: PASSWORD_CANARY,
   GITHUB_TOKEN: TOKEN_CANARY,
+  ACTIONS_ID_TOKEN_REQUEST_TOKEN: OIDC_TOKEN_CANARY,
+  ACTIONS_ID_TOKEN_REQUEST_URL: OIDC_URL_CANARY,
 };
 
 /** `npx tsx ci/main.ts …` as a child process against a fresh recording engine. */
@@ -119,7 +170,7 @@ let inProcess = Promise.resolve();
  * code), which spares a Node start and an SDK load per run. The SDK reads its session from `process.env` and
  * keeps one global connection, so these runs take turns.
  */
-function clientInProcess(args: string[], fault: Fault): Promise<ClientRun> {
+function clientInProcess(args: string[], fault: Fault, extraEnv: Record<string, string> = {}): Promise<ClientRun> {
   const turn = inProcess.then(async (): Promise<ClientRun> => {
     const { main } = await import("../../main.js");
     const engine = await new RecordingEngine({ onExec: onExec(fault), onContents }).start();
@@ -138,7 +189,7 @@ function clientInProcess(args: string[], fault: Fault): Promise<ClientRun> {
         timer = setTimeout(() => resolve(null), 180_000);
       });
       run.code = await Promise.race([
-        main(args, { ...CLIENT_ENV }, { stdout: sink("stdout"), stderr: sink("stderr") }),
+        main(args, { ...CLIENT_ENV, ...extraEnv }, { stdout: sink("stdout"), stderr: sink("stderr") }),
         timeout,
       ]);
       clearTimeout(timer);
@@ -185,6 +236,11 @@ export interface Scenarios {
     testFails: DaggerCallResult;
     publish: DaggerCallResult;
     publishScanFails: DaggerCallResult;
+    publishSignFails: DaggerCallResult;
+    publishWithKey: DaggerCallResult;
+    sbom: DaggerCallResult;
+    verify: DaggerCallResult;
+    verifyTampered: DaggerCallResult;
   };
   client: {
     ci: ClientRun;
@@ -192,8 +248,11 @@ export interface Scenarios {
     publish: ClientRun;
     publishTestFails: ClientRun;
     publishScanFails: ClientRun;
+    sbom: ClientRun;
     noEngine: ProcessResult;
   };
+  /** The file the in-process client publish appended its step outputs to (GITHUB_OUTPUT). */
+  githubOutput: string;
 }
 
 let started: Promise<Scenarios> | undefined;
@@ -203,6 +262,10 @@ export function scenarios(): Promise<Scenarios> {
   started ??= (async () => {
     const sandbox = makeModuleSandbox();
     const run = pool(3);
+    // Where the client would write its outputs (the engine records `export` and writes nothing there).
+    const outDir = mkdtempSync(join(tmpdir(), "loan-ci-client-"));
+    const githubOutput = join(outDir, "github-output");
+    writeFileSync(githubOutput, "");
     try {
       const registration = run(() => registerModule(sandbox)).then((r) => ({
         ...r,
@@ -222,6 +285,12 @@ export function scenarios(): Promise<Scenarios> {
         cCiTestFails,
         cPublish,
         cPublishTestFails,
+        mPublishSignFails,
+        mSbom,
+        mVerify,
+        mVerifyTampered,
+        cSbom,
+        mPublishWithKey,
       ] = await Promise.all([
         registration,
         call("ci", SOURCE_ARG, "none"),
@@ -233,18 +302,38 @@ export function scenarios(): Promise<Scenarios> {
         run(() => runClient(["lint"], { _EXPERIMENTAL_DAGGER_CLI_BIN: "/nonexistent/dagger" })),
         clientInProcess(["ci"], "none"),
         clientInProcess(["ci"], "npm-test"),
-        clientInProcess(["publish", "--tag", "latest"], "none"),
-        clientInProcess(["publish"], "npm-test"),
+        clientInProcess(["publish", "--tag", "latest", "--output", join(outDir, "publish")], "none", {
+          GITHUB_OUTPUT: githubOutput,
+        }),
+        clientInProcess(["publish", "--output", join(outDir, "publish-test-fails")], "npm-test"),
+        call("publish", PUBLISH_ARGS, "cosign-sign"),
+        call("sbom", SOURCE_ARG, "none"),
+        call("verify", VERIFY_ARGS(SIGNED_REF), "none"),
+        call("verify", VERIFY_ARGS(TAMPERED_REF), "none"),
+        clientInProcess(["sbom", "--output", join(outDir, "sbom")], "none"),
+        call("publish", PUBLISH_WITH_KEY_ARGS, "none"),
       ]);
       return {
+        githubOutput,
         registration: reg,
-        module: { ci: mCi, testFails: mTestFails, publish: mPublish, publishScanFails: mPublishScanFails },
+        module: {
+          ci: mCi,
+          testFails: mTestFails,
+          publish: mPublish,
+          publishScanFails: mPublishScanFails,
+          publishSignFails: mPublishSignFails,
+          publishWithKey: mPublishWithKey,
+          sbom: mSbom,
+          verify: mVerify,
+          verifyTampered: mVerifyTampered,
+        },
         client: {
           ci: cCi,
           ciTestFails: cCiTestFails,
           publish: cPublish,
           publishTestFails: cPublishTestFails,
           publishScanFails: cPublishScanFails,
+          sbom: cSbom,
           noEngine: cNoEngine,
         },
       };

@@ -16,8 +16,12 @@ import { buildService, ROOT, type RunningService, startService } from "./lib/ser
 import { describeMachine, requireTools, serviceRevision } from "./lib/tools.js";
 import { buildScript, runWrk, type Script, type WrkResult } from "./lib/wrk.js";
 
-/** What the reference app (bench/reference/) implements: the endpoints the issue's plain-Express anchor measured. */
-const REFERENCE_ENDPOINTS: Endpoint[] = ["health", "list", "by-id"];
+/** What each reference app (bench/reference/) implements: plain Express + pg, the endpoints the issue's anchor
+ * measured; bare node:http, /health only (the ceiling of the stack on this machine). */
+const REFERENCE_ENDPOINTS: Record<string, Endpoint[]> = {
+  "plain-express": ["health", "list", "by-id"],
+  "bare-http": ["health"],
+};
 
 handleArgs(process.argv.slice(2), ["--quick"]);
 const opts: Options = readOptions();
@@ -165,7 +169,7 @@ async function endpoints(
   round: number,
 ) {
   const { BENCH_SERVICE_DIR: dir, BENCH_REFERENCE: reference, ...variantEnv } = variant.env;
-  const measured = reference ? which.filter((e) => REFERENCE_ENDPOINTS.includes(e)) : which;
+  const measured = reference ? which.filter((e) => (REFERENCE_ENDPOINTS[reference] ?? []).includes(e)) : which;
   if (measured.length === 0) return;
   const env = { ...opts.serviceEnv, ...variantEnv, DATABASE_URL: pg.url };
   service = await startService({

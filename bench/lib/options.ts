@@ -138,6 +138,8 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
     if (serviceSupportsCluster()) variants.push({ name: "cluster", env: { WEB_CONCURRENCY: "auto" } });
     // The issue's other anchor, measured in the same run: plain Express 5 + pg (health, list, get-by-id only).
     variants.push({ name: "plain-express", env: { WEB_CONCURRENCY: "1", BENCH_REFERENCE: "plain-express" } });
+    // The ceiling of the stack on this machine: bare node:http answering /health (issue 11).
+    variants.push({ name: "bare-http", env: { BENCH_REFERENCE: "bare-http" } });
   }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);

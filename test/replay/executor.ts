@@ -287,6 +287,9 @@ export class Replayer {
   readonly evaluations: Evaluation[] = [];
   /** Substitutions the runner made, for the report (e.g. a build argument naming a pinned image). */
   readonly substitutions = new Set<string>();
+  /** Every exec run, in the order they started, and every service started (alias, image). */
+  readonly execLog: string[][] = [];
+  readonly serviceLog: Array<{ alias: string; image: string; args: string[] }> = [];
   private readonly work = mkdtempSync(join(tmpdir(), "loan-replay-"));
   private readonly dirs = new Map<string, Promise<string>>();
   private readonly containers = new Map<string, Promise<ContainerState>>();
@@ -381,6 +384,8 @@ export class Replayer {
   private async evalDirectory(chain: Chain): Promise<string> {
     const last = chain[chain.length - 1] as Selection;
     const out = mkdtempSync(join(this.work, "dir-"));
+    // An empty directory, as `directory()` is: its root is 0755 (mkdtemp makes it 0700).
+    chmodSync(out, 0o755);
     if (chain.length === 1 && last.field === "directory" && Object.keys(last.args).length === 0) return out;
     if (chain.length === 2 && chain[0]?.field === "host" && last.field === "directory") {
       const path = str(last.args.path, "host.directory(path:)");
@@ -579,6 +584,7 @@ export class Replayer {
         for (const s of state.services) services.push(await this.startService(s.alias, s.chain, network));
       }
       this.log(`exec ${cmd.join(" ")}`);
+      this.execLog.push(cmd);
       const started = Date.now();
       const result = await this.slot(() =>
         dockerRun([
@@ -631,6 +637,7 @@ export class Replayer {
     if (useEntrypoint) run1.push(state.image, ...args);
     else run1.push("--entrypoint", args[0] as string, state.image, ...args.slice(1));
     this.log(`service ${alias}: ${args.join(" ")}`);
+    this.serviceLog.push({ alias, image: state.image, args });
     await run("docker", run1);
     const { stdout } = await run("docker", [
       "inspect",

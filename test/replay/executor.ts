@@ -240,6 +240,14 @@ export interface ReplayOptions {
   jobs?: number;
 }
 
+/**
+ * The identity of a chain for sharing work: its fields and arguments with the IDs left out (two queries name
+ * the same directory by different IDs; what the ID stands for is expanded next to it).
+ */
+export function chainKey(chain: Chain): string {
+  return JSON.stringify(chain, (key, value) => (key === "$id" ? undefined : value));
+}
+
 let counter = 0;
 const uniq = (what: string) => `loan-replay-${what}-${process.pid}-${++counter}`;
 
@@ -362,17 +370,17 @@ export class Replayer {
 
   /** Removes the images and temporary files this replay made (cache volumes stay, as an engine's do). */
   async cleanup(): Promise<void> {
-    for (const image of this.images) {
-      await run("docker", ["rmi", "--force", image], { allowFailure: true, timeoutMs: 120_000 });
-      await run("buildah", ["rmi", "--force", image], { allowFailure: true, timeoutMs: 120_000 });
-    }
+    const images = [...this.images];
+    const built = images.filter((i) => i.startsWith("localhost/loan-replay/build:"));
+    if (images.length) await run("docker", ["rmi", "--force", ...images], { allowFailure: true, timeoutMs: 300_000 });
+    if (built.length) await run("buildah", ["rmi", "--force", ...built], { allowFailure: true, timeoutMs: 300_000 });
     rmSync(this.work, { recursive: true, force: true });
   }
 
   // -------------------------------------------------------------------------------------------------------
 
   private directory(chain: Chain): Promise<string> {
-    const key = JSON.stringify(chain);
+    const key = chainKey(chain);
     let found = this.dirs.get(key);
     if (!found) {
       found = this.evalDirectory(chain);
@@ -410,7 +418,7 @@ export class Replayer {
   }
 
   private container(chain: Chain): Promise<ContainerState> {
-    const key = JSON.stringify(chain);
+    const key = chainKey(chain);
     let found = this.containers.get(key);
     if (!found) {
       found = this.evalContainer(chain);
@@ -689,7 +697,7 @@ export class Replayer {
     const seconds = (Date.now() - started) / 1000;
     this.log(`dockerBuild: buildah exit ${result.code} after ${seconds.toFixed(1)} s`);
     if (result.code !== 0) {
-      const output = `${result.stdout}${result.stderr}`.trimEnd().split("\n").slice(-40).join("\n");
+      const output = `${result.stdout}${result.stderr}`.trimEnd().split("\n").slice(-150).join("\n");
       throw new BuildFailed(`the image build failed (buildah exit ${result.code}):\n${output}`, seconds);
     }
     this.images.add(tag);

@@ -197,6 +197,11 @@ export function copyFiltered(src: string, dest: string, options: { include?: str
 interface ContainerState {
   /** Docker image (or, after dockerBuild, buildah image until it is handed to Docker). */
   image?: string;
+  /**
+   * After an exec: commits the exited container into an image, once, when a later step needs it (a chain
+   * that ends with the exec, as each step's does, never pays for committing it).
+   */
+  commit?: () => Promise<string>;
   builder: "docker" | "buildah";
   env: Array<[string, string]>;
   workdir?: string;
@@ -236,7 +241,7 @@ export interface ReplayOptions {
   hostPlatform?: string;
   /** Where progress lines go (default: nowhere). */
   log?: (line: string) => void;
-  /** How many execs and builds run at once (default 1: these machines have two shared cores). */
+  /** How many execs and builds run at once (default 1; the replay passes REPLAY_JOBS, default 2). */
   jobs?: number;
 }
 
@@ -302,6 +307,7 @@ export class Replayer {
   private readonly dirs = new Map<string, Promise<string>>();
   private readonly containers = new Map<string, Promise<ContainerState>>();
   private readonly images = new Set<string>();
+  private readonly exited: string[] = [];
   private active = 0;
   private readonly waiting: Array<() => void> = [];
 
@@ -370,6 +376,9 @@ export class Replayer {
 
   /** Removes the images and temporary files this replay made (cache volumes stay, as an engine's do). */
   async cleanup(): Promise<void> {
+    if (this.exited.length) {
+      await run("docker", ["rm", "--force", "--volumes", ...this.exited], { allowFailure: true, timeoutMs: 300_000 });
+    }
     const images = [...this.images];
     const built = images.filter((i) => i.startsWith("localhost/loan-replay/build:"));
     if (images.length) await run("docker", ["rmi", "--force", ...images], { allowFailure: true, timeoutMs: 300_000 });
@@ -458,7 +467,7 @@ export class Replayer {
     const a = last.args;
     const inContainer = (path: string) => (path.startsWith("/") ? path : posix.join(prev.workdir ?? "/", path));
     const needsDocker = () => {
-      if (!prev.image) throw new Unsupported(`${last.field}() before from()`);
+      if (!prev.image && !prev.commit) throw new Unsupported(`${last.field}() before from()`);
       if (prev.builder !== "docker") {
         throw new Unsupported(`${last.field}() on a dockerBuild result (only withLabel is interpreted there)`);
       }
@@ -469,6 +478,7 @@ export class Replayer {
         const local = this.options.images[address];
         if (!local) throw new NotRunnable(`image ${address}: no local stand-in, and no image can be pulled here`);
         next.image = local;
+        next.commit = undefined;
         return next;
       }
       case "withEnvVariable": {
@@ -508,8 +518,9 @@ export class Replayer {
         const dir = await this.directory(sub(a.source, "withDirectory(source:)"));
         const filtered = mkdtempSync(join(this.work, "dir-"));
         copyFiltered(dir, filtered, { exclude: strings(a.exclude, "exclude"), include: strings(a.include, "include") });
+        next.commit = undefined;
         next.image = await this.addFiles(
-          prev.image as string,
+          await this.imageOf(prev),
           filtered,
           inContainer(str(a.path, "withDirectory(path:)")),
         );
@@ -539,7 +550,7 @@ export class Replayer {
     const last = chain[chain.length - 1] as Selection;
     if (last.field === "asTarball") {
       const state = await this.container(chain.slice(0, -1));
-      const image = await this.finish(state);
+      const image = (await this.finish(state)) ?? (await this.imageOf(state));
       const out = join(mkdtempSync(join(this.work, "tar-")), "image.tar");
       await run("docker", ["save", "--output", out, image], { timeoutMs: 600_000 });
       return out;
@@ -575,6 +586,13 @@ export class Replayer {
     return args;
   }
 
+  /** The state's image, committing a finished exec's container first if need be. */
+  private async imageOf(state: ContainerState): Promise<string> {
+    if (state.image) return state.image;
+    if (state.commit) return state.commit();
+    throw new Unsupported("a container without an image (no from())");
+  }
+
   private async exec(state: ContainerState, cmd: string[]): Promise<ContainerState> {
     if (cmd.length === 0) throw new Unsupported("withExec(args: [])");
     const name = uniq("exec");
@@ -593,9 +611,11 @@ export class Replayer {
       }
       this.log(`exec ${cmd.join(" ")}`);
       this.execLog.push(cmd);
-      const started = Date.now();
-      const result = await this.slot(() =>
-        dockerRun([
+      const image = await this.imageOf(state);
+      let started = Date.now();
+      const result = await this.slot(() => {
+        started = Date.now(); // the exec's own time, not the wait for a slot
+        return dockerRun([
           "run",
           "--name",
           name,
@@ -603,19 +623,27 @@ export class Replayer {
           ...extra,
           "--entrypoint",
           cmd[0] as string,
-          state.image as string,
+          image,
           ...cmd.slice(1),
-        ]),
-      );
+        ]);
+      });
       const seconds = (Date.now() - started) / 1000;
       this.log(`exec ${cmd.join(" ")}: exit ${result.code} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       if (result.code !== 0) throw new ExecFailed(cmd, result.code, result.stdout, result.stderr, seconds);
-      const { stdout } = await run("docker", ["commit", name], { timeoutMs: 300_000 });
-      const image = stdout.trim();
-      this.images.add(image);
-      return { ...state, image, stdout: result.stdout, stderr: result.stderr, seconds };
-    } finally {
+      let committed: Promise<string> | undefined;
+      const commit = () => {
+        committed ??= run("docker", ["commit", name], { timeoutMs: 300_000 }).then(({ stdout }) => {
+          this.images.add(stdout.trim());
+          return stdout.trim();
+        });
+        return committed;
+      };
+      this.exited.push(name);
+      return { ...state, image: undefined, commit, stdout: result.stdout, stderr: result.stderr, seconds };
+    } catch (error) {
       await run("docker", ["rm", "--force", "--volumes", name], { allowFailure: true });
+      throw error;
+    } finally {
       for (const s of services) await run("docker", ["rm", "--force", "--volumes", s], { allowFailure: true });
       if (network) await run("docker", ["network", "rm", network], { allowFailure: true });
     }
@@ -626,7 +654,8 @@ export class Replayer {
     const last = chain[chain.length - 1];
     if (last?.field !== "asService") throw new Unsupported(`a service from ${last?.field ?? "nothing"}()`);
     const state = await this.container(chain.slice(0, -1));
-    if (!state.image || state.builder !== "docker") throw new Unsupported("a service without a from() image");
+    if (state.builder !== "docker") throw new Unsupported("a service from a dockerBuild result");
+    const image = await this.imageOf(state);
     const args = strings(last.args.args, "asService(args:)");
     const useEntrypoint = last.args.useEntrypoint === true;
     if (!args.length) throw new Unsupported("asService() without args (the default command is not interpreted)");
@@ -642,10 +671,10 @@ export class Replayer {
       alias,
       ...this.containerArgs(state),
     ];
-    if (useEntrypoint) run1.push(state.image, ...args);
-    else run1.push("--entrypoint", args[0] as string, state.image, ...args.slice(1));
+    if (useEntrypoint) run1.push(image, ...args);
+    else run1.push("--entrypoint", args[0] as string, image, ...args.slice(1));
     this.log(`service ${alias}: ${args.join(" ")}`);
-    this.serviceLog.push({ alias, image: state.image, args });
+    this.serviceLog.push({ alias, image, args });
     await run("docker", run1);
     const { stdout } = await run("docker", [
       "inspect",
@@ -692,8 +721,11 @@ export class Replayer {
     const tag = `localhost/loan-replay/build:${process.pid}-${++counter}`;
     args.push("--file", join(context, "Dockerfile"), "--tag", tag, context);
     this.log(`dockerBuild: buildah ${args.join(" ")}`);
-    const started = Date.now();
-    const result = await this.slot(() => run("buildah", args, { allowFailure: true, timeoutMs: 1_800_000 }));
+    let started = Date.now();
+    const result = await this.slot(() => {
+      started = Date.now();
+      return run("buildah", args, { allowFailure: true, timeoutMs: 1_800_000 });
+    });
     const seconds = (Date.now() - started) / 1000;
     this.log(`dockerBuild: buildah exit ${result.code} after ${seconds.toFixed(1)} s`);
     if (result.code !== 0) {
@@ -716,13 +748,16 @@ export class Replayer {
     };
   }
 
-  /** Applies pending labels to a built image and hands it to Docker; returns the Docker image. */
-  private async finish(state: ContainerState): Promise<string> {
-    if (!state.image) throw new Unsupported("a container without an image");
+  /**
+   * Applies pending labels to a built image and hands it to Docker; returns the Docker image (undefined for
+   * a container whose last exec was not committed: nothing needs it as an image).
+   */
+  private async finish(state: ContainerState): Promise<string | undefined> {
     if (state.builder === "docker") {
       if (state.labels.length) throw new Unsupported("withLabel() on a from() container");
       return state.image;
     }
+    if (!state.image) throw new Unsupported("a built container without an image");
     const tag = `localhost/loan-replay/build:${process.pid}-${++counter}`;
     const ctr = (await run("buildah", ["from", "--pull=never", state.image])).stdout.trim();
     try {

@@ -22,7 +22,9 @@ const step = (r: ReplayResult, name: string): Step => {
 test.before(async (context) => {
   await requireTool("docker", ["info", "--format", "{{.ServerVersion}}"], "apt-get install -y docker.io");
   await requireTool("buildah", ["--version"], "apt-get install -y buildah");
-  const log = process.env.DEBUG_REPLAY ? (line: string) => process.stdout.write(`  .. ${new Date().toISOString().slice(11, 19)} ${line}\n`) : undefined;
+  const log = process.env.DEBUG_REPLAY
+    ? (line: string) => process.stdout.write(`  .. ${new Date().toISOString().slice(11, 19)} ${line}\n`)
+    : undefined;
   context.r = await replay("ci", { log });
   const r = context.r;
   const lines = [...stepLines(r.steps), `replay: ${ciVerdict(r.steps)}; wall time ${r.seconds.toFixed(1)} s`];

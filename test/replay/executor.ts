@@ -241,7 +241,7 @@ export interface ReplayOptions {
   hostPlatform?: string;
   /** Where progress lines go (default: nowhere). */
   log?: (line: string) => void;
-  /** How many execs and builds run at once (default 1; the replay passes REPLAY_JOBS, default 2). */
+  /** How many execs and builds run at once (default 1; the replay passes REPLAY_JOBS, default 1: with two, a timing-sensitive service test failed in the container while the image built beside it on a loaded 2-core machine). */
   jobs?: number;
 }
 

@@ -103,7 +103,7 @@ export async function replay(
     images: { [images.node.pinned]: images.node.tag, [images.postgres.pinned]: images.postgres.tag },
     caFile: hostCaFile(),
     log: options.log,
-    jobs: options.jobs ?? Number(process.env.REPLAY_JOBS ?? 2),
+    jobs: options.jobs ?? Number(process.env.REPLAY_JOBS ?? 1),
   });
   const engine = await new RecordingEngine({ execute: replayer.execute, onContents: replayer.contents }).start();
   const saved = { port: process.env.DAGGER_SESSION_PORT, token: process.env.DAGGER_SESSION_TOKEN };

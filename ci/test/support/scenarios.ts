@@ -135,7 +135,7 @@ function clientInProcess(args: string[], fault: Fault): Promise<ClientRun> {
     try {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), 60_000);
+        timer = setTimeout(() => resolve(null), 180_000);
       });
       run.code = await Promise.race([
         main(args, { ...CLIENT_ENV }, { stdout: sink("stdout"), stderr: sink("stderr") }),

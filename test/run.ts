@@ -76,10 +76,12 @@ async function runUvu(dir: string, env: NodeJS.ProcessEnv) {
       out += chunk.toString();
     });
     child.on("close", (code) => {
+      // uvu's summary is the last one printed: a test may print another run's output (the replay does).
       const text = stripAnsi(out);
-      const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? 0);
-      const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? 0);
-      const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      const last = (re: RegExp) => Number([...text.matchAll(re)].at(-1)?.[1] ?? 0);
+      const total = last(/Total:\s+(\d+)/g);
+      const passed = last(/Passed:\s+(\d+)/g);
+      const skipped = last(/Skipped:\s+(\d+)/g);
       let failed = total - passed - skipped;
       // A failed `before` hook: its suite's tests count as failed, and a suite with no tests counts once.
       const beforeFailures = text.split("\n").filter((l) => l.includes(BEFORE_FAILED)).length;

@@ -67,7 +67,13 @@ export interface EngineOptions {
   /** Decides what a command "prints" or whether it "fails". Called once per exec each time a chain is evaluated. */
   onExec?: (cmd: string[], chain: Chain, engine: RecordingEngine) => ExecFailure | ExecAnswer | undefined;
   /** Answers `File.contents` (the chain ends at the file). */
-  onContents?: (chain: Chain) => string | undefined;
+  onContents?: (chain: Chain) => string | undefined | Promise<string | undefined>;
+  /**
+   * Evaluates a whole chain for real instead of offering its execs to `onExec` (the replay executes it on a
+   * container runtime, see test/replay). Resolves with what the chain's last exec printed, or a failure;
+   * rejects for anything that could not be evaluated (answered as a plain GraphQL error).
+   */
+  execute?: (chain: Chain, engine: RecordingEngine) => Promise<ExecAnswer | (ExecFailure & { cmd: string[] })>;
   functionCall?: FunctionCallSpec;
   /** Pre-registered IDs, e.g. the `source` directory or the `password` secret a module call receives. */
   objects?: Record<string, Chain>;
@@ -289,8 +295,16 @@ export class RecordingEngine {
     return raw;
   }
 
-  /** "Evaluates" a chain: every withExec in it is offered to `onExec`, in order. Returns the last answer. */
-  private evaluate(chain: Chain): ExecAnswer {
+  /**
+   * "Evaluates" a chain: every withExec in it is offered to `onExec`, in order. Returns the last answer. With
+   * an `execute` option, the chain (its IDs expanded) is handed to it instead.
+   */
+  private async evaluate(chain: Chain): Promise<ExecAnswer> {
+    if (this.options.execute) {
+      const answer = await this.options.execute(this.expandChain(chain), this);
+      if (isFailure(answer)) throw new ExecFailed((answer as { cmd: string[] }).cmd, answer);
+      return answer;
+    }
     let last: ExecAnswer = {};
     chain.forEach((step, i) => {
       if (step.field !== "withExec") return;
@@ -302,7 +316,7 @@ export class RecordingEngine {
     return last;
   }
 
-  private answer(chain: Chain, leaf: Selection): unknown {
+  private async answer(chain: Chain, leaf: Selection): Promise<unknown> {
     const object = chain.slice(0, -1);
     const last = object[object.length - 1];
     const call = this.options.functionCall;
@@ -310,18 +324,18 @@ export class RecordingEngine {
       case "id":
         return this.newId(object);
       case "sync":
-        this.evaluate(object);
+        await this.evaluate(object);
         return this.newId(object);
       case "stdout":
-        return this.evaluate(object).stdout ?? "";
+        return (await this.evaluate(object)).stdout ?? "";
       case "stderr":
-        return this.evaluate(object).stderr ?? "";
+        return (await this.evaluate(object)).stderr ?? "";
       case "combinedOutput": {
-        const out = this.evaluate(object);
+        const out = await this.evaluate(object);
         return `${out.stdout ?? ""}${out.stderr ?? ""}`;
       }
       case "publish": {
-        this.evaluate(object);
+        await this.evaluate(object);
         const address = String(leaf.args.address);
         // The digest depends on what is pushed (the image and its platform variants), not on the tag.
         // Object IDs are left out: the engine's IDs derive from content, this stand-in's are counters, and a client
@@ -335,10 +349,10 @@ export class RecordingEngine {
         return `${address}@sha256:${digest}`;
       }
       case "export":
-        this.evaluate(object);
+        await this.evaluate(object);
         return String(leaf.args.path);
       case "contents": {
-        const answer = this.options.onContents?.(object);
+        const answer = await this.options.onContents?.(this.options.execute ? this.expandChain(object) : object);
         if (answer !== undefined) return answer;
         break;
       }
@@ -373,14 +387,14 @@ export class RecordingEngine {
     return null;
   }
 
-  private respond(raw: Chain, chain: Chain): unknown {
+  private async respond(raw: Chain, chain: Chain): Promise<unknown> {
     const leaf = chain[chain.length - 1] as Selection;
     // `inputArgs { id }` is the one list the protocol uses: one FunctionCallArgValue per argument.
     if (leaf.field === "id" && chain[chain.length - 2]?.field === "inputArgs") {
       const args = Object.keys(this.options.functionCall?.args ?? {});
       return args.map((argName) => ({ id: this.newId([{ field: "__functionCallArg", args: { name: argName } }]) }));
     }
-    const value = this.answer(chain, leaf);
+    const value = await this.answer(chain, leaf);
     // Rebuild the nesting of the query: one key per field (inline fragments add no level).
     return raw.reduceRight<unknown>(
       (inner, s, i) => (i === raw.length - 1 ? { [s.field]: value } : { [s.field]: inner }),
@@ -412,7 +426,7 @@ export class RecordingEngine {
     const record: RecordedQuery = { query: query.trim(), chain, leaf: chain[chain.length - 1]?.field ?? "" };
     this.queries.push(record);
     try {
-      const data = this.respond(raw, chain);
+      const data = await this.respond(raw, chain);
       // `inputArgs` answers replace the innermost object: rebuild that nesting by hand.
       if (Array.isArray(data)) {
         send(200, { data: { currentFunctionCall: { inputArgs: data } } });

@@ -46,7 +46,7 @@ export function runProcess(
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill("SIGKILL");
-    }, options.timeoutMs ?? 180_000);
+    }, options.timeoutMs ?? 180_000); // generous: three module runtimes start at once on a loaded 2-core machine
     child.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr, timedOut });

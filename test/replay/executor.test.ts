@@ -9,6 +9,7 @@ import { join, relative } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { SOURCE_IGNORE } from "../../ci/src/pipeline.js";
+import { NODE_IMAGE } from "../../ci/src/versions.js";
 import type { Chain } from "../../ci/test/support/recording-engine.js";
 import { root } from "../nginx/support.js";
 import { copyFiltered, Replayer, Unsupported } from "./executor.js";
@@ -30,7 +31,7 @@ function files(dir: string): string[] {
 
 const base: Chain = [
   { field: "container", args: {} },
-  { field: "from", args: { address: "node:24.21.0-bookworm-slim" } },
+  { field: "from", args: { address: NODE_IMAGE } },
 ];
 
 test("a field outside the interpreted subset fails the evaluation loudly, before anything runs", async () => {

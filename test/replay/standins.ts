@@ -29,7 +29,7 @@ const mirror = process.env.DEBIAN_MIRROR ?? "http://deb.debian.org/debian";
 const here = dirname(fileURLToPath(import.meta.url));
 
 export interface StandIn {
-  /** The pinned reference it stands in for, e.g. `node:24.21.0-bookworm-slim`. */
+  /** The pinned reference it stands in for, e.g. `node:<version>-bookworm-slim`. */
   pinned: string;
   /** The local tag (Docker; for Node also buildah). */
   tag: string;
@@ -44,7 +44,7 @@ export interface StandIns {
 
 const docker = (args: string[], timeoutMs = 300_000) => run("docker", args, { timeoutMs });
 
-/** The Node version of the pinned image: `node:24.21.0-bookworm-slim` → `24.21.0`. */
+/** The Node version of the pinned image: `node:<version>-bookworm-slim` → `<version>`. */
 export function pinnedNodeVersion(image = NODE_IMAGE): string {
   const match = /^node:(\d+\.\d+\.\d+)-bookworm-slim$/.exec(image);
   if (!match?.[1]) throw new Error(`NODE_IMAGE ${image} is not node:<x.y.z>-bookworm-slim`);

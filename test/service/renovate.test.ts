@@ -11,6 +11,7 @@ import * as assert from "uvu/assert";
 import {
   COSIGN_IMAGE,
   COSIGN_VERSION,
+  KUSTOMIZE_VERSION,
   NODE_IMAGE,
   POSTGRES_IMAGE,
   TRIVY_IMAGE,
@@ -113,6 +114,7 @@ const PINS = [
   { depName: "postgres", value: POSTGRES_IMAGE.split(":")[1] as string, builtIn: ["compose.yaml"] },
   { depName: "aquasec/trivy", value: TRIVY_VERSION, builtIn: [] },
   { depName: "ghcr.io/sigstore/cosign/cosign", value: COSIGN_VERSION, builtIn: [] },
+  { depName: "registry.k8s.io/kustomize/kustomize", value: KUSTOMIZE_VERSION, builtIn: [] },
   { depName: "dagger/dagger", value: `v${JSON.parse(read("dagger.json")).engineVersion.slice(1)}`, builtIn: [] },
 ];
 

@@ -26,6 +26,8 @@ interface Context {
   marker: string;
   pg: TestPostgres;
   port: number;
+  /** The metrics listener's port: its own free one, since the containers share the host's network. */
+  metricsPort: number;
   buildSeconds: number;
 }
 const ctx = {} as Context;
@@ -118,6 +120,7 @@ test.before(async () => {
   writeFileSync(passwordFile, url.password, { mode: 0o644 });
   url.password = "";
   ctx.port = await freePort();
+  ctx.metricsPort = await freePort();
   await docker(["rm", "-f", container], { allowFailure: true });
   await docker([
     "run",
@@ -139,6 +142,8 @@ test.before(async () => {
     "HOST=127.0.0.1",
     "--env",
     `PORT=${ctx.port}`,
+    "--env",
+    `METRICS_PORT=${ctx.metricsPort}`,
     "--env",
     `DATABASE_URL=${url.toString()}`,
     "--env",
@@ -345,6 +350,8 @@ test("the size the application adds on top of its base image", async () => {
 test("as production runs it (2 workers, WEB_CONCURRENCY=2), all processes are uid 1000 and SIGTERM exits 0", async () => {
   const name = `${container}-cluster`;
   const port = await freePort();
+  // Its own metrics port: the suite's other container, on the same host network, holds the default one.
+  const metricsPort = await freePort();
   const url = new URL(ctx.pg.url);
   await docker(["rm", "-f", name], { allowFailure: true });
   try {
@@ -362,6 +369,8 @@ test("as production runs it (2 workers, WEB_CONCURRENCY=2), all processes are ui
       "HOST=127.0.0.1",
       "--env",
       `PORT=${port}`,
+      "--env",
+      `METRICS_PORT=${metricsPort}`,
       "--env",
       `DATABASE_URL=${url.toString()}`,
       "--env",
@@ -382,6 +391,11 @@ test("as production runs it (2 workers, WEB_CONCURRENCY=2), all processes are ui
       60_000,
     );
     assert.is((await fetchRaw(`http://127.0.0.1:${port}/api/stats`)).status, 200);
+    // The primary serves every worker's metrics on the metrics port; the public port does not serve them.
+    const scrape = await fetchRaw(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.is(scrape.status, 200);
+    assert.match(scrape.body.toString(), /http_request_duration_seconds/);
+    assert.is((await fetchRaw(`http://127.0.0.1:${port}/metrics`)).status, 404);
     const top = await docker(["top", name, "-o", "pid,uid,args"]);
     const rows = top.stdout.trim().split("\n").slice(1);
     assert.ok(rows.filter((r) => /node /.test(r)).length >= 3, `primary and two workers:\n${top.stdout}`);

@@ -47,7 +47,8 @@ test("test: one failing assertion in the source fails the replayed test step wit
   const dir = sourceCopy(context.copies);
   rmSync(join(dir, "test", "compose"), { recursive: true, force: true });
   rmSync(join(dir, "ci", "test"), { recursive: true, force: true });
-  for (const name of readdirSync(join(dir, "test", "service"))) {
+  // Every suite file, in subfolders too (test/service/data/, models/): only the injected one may run.
+  for (const name of readdirSync(join(dir, "test", "service"), { recursive: true, encoding: "utf8" })) {
     if (name.endsWith(".test.ts")) rmSync(join(dir, "test", "service", name));
   }
   writeFileSync(

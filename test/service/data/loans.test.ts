@@ -83,7 +83,10 @@ test("list pages newest first with a cursor and filters", async ({ store }) => {
   // order reversed: two inserts in the same millisecond share created_at and are ordered by id, which is random.
   // That happened in the pipeline's container, where inserts are faster.)
   const whole = await store.list({ limit: 10, borrower_id: borrower });
-  assert.equal(paged, whole.loans.map((l) => l.id));
+  assert.equal(
+    paged,
+    whole.loans.map((l) => l.id),
+  );
   assert.equal([...paged].sort(), [...ids].sort());
   const approved = await store.list({ limit: 10, borrower_id: borrower, status: "approved" });
   assert.equal(approved.loans, []);

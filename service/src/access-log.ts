@@ -23,6 +23,42 @@ declare module "express-serve-static-core" {
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
+/** The caller's `X-Request-Id` when it is safe to echo, else a new UUID. */
+export function requestId(given: string | string[] | undefined): string {
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+export interface AccessLine {
+  req: { id: string; method: string | undefined; url: string; remoteAddress: string | undefined };
+  res: { statusCode?: number };
+  responseTime: number;
+  clientIp: string | undefined;
+}
+
+/**
+ * Writes the access line of a response whose connection closed: the level follows the outcome.
+ * `finished`: the response was written completely; `headersSent`: its status went out.
+ */
+export function logAccess(
+  logger: Logger,
+  line: Omit<AccessLine, "res">,
+  statusCode: number,
+  finished: boolean,
+  headersSent: boolean,
+) {
+  // No status for a request abandoned before its response began: none was sent.
+  const full: AccessLine = {
+    req: line.req,
+    res: { statusCode: finished || headersSent ? statusCode : undefined },
+    responseTime: line.responseTime,
+    clientIp: line.clientIp,
+  };
+  if (!finished) logger.warn(full, "request aborted");
+  else if (statusCode >= 500) logger.error(full, "request completed");
+  else if (statusCode >= 400) logger.warn(full, "request completed");
+  else logger.info(full, "request completed");
+}
+
 export function accessLog(app: Express, logger: Logger): RequestHandler {
   // On the application's request prototype: no per-request closure, and no child logger unless one is used.
   const children = new WeakMap<Request, Logger>();
@@ -39,8 +75,7 @@ export function accessLog(app: Express, logger: Logger): RequestHandler {
   });
 
   return (req, res, next) => {
-    const given = req.headers["x-request-id"];
-    const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const id = requestId(req.headers["x-request-id"]);
     req.id = id;
     res.setHeader("X-Request-Id", id);
     const start = performance.now();
@@ -49,19 +84,17 @@ export function accessLog(app: Express, logger: Logger): RequestHandler {
     // The client address as Express resolves it behind TRUST_PROXY hops (X-Forwarded-For from nginx).
     const clientIp = req.ip;
     res.once("close", () => {
-      const statusCode = res.statusCode;
-      const finished = res.writableFinished;
-      const line = {
-        req: { id, method: req.method, url: req.originalUrl, remoteAddress },
-        // No status for a request abandoned before its response began: none was sent.
-        res: { statusCode: finished || res.headersSent ? statusCode : undefined },
-        responseTime: Math.round(performance.now() - start),
-        clientIp,
-      };
-      if (!finished) logger.warn(line, "request aborted");
-      else if (statusCode >= 500) logger.error(line, "request completed");
-      else if (statusCode >= 400) logger.warn(line, "request completed");
-      else logger.info(line, "request completed");
+      logAccess(
+        logger,
+        {
+          req: { id, method: req.method, url: req.originalUrl, remoteAddress },
+          responseTime: Math.round(performance.now() - start),
+          clientIp,
+        },
+        res.statusCode,
+        res.writableFinished,
+        res.headersSent,
+      );
     });
     next();
   };

@@ -1,6 +1,8 @@
 /**
- * Builds the Express application. It never listens: server.ts does, and tests start it on port 0.
+ * Builds the application: the request listener that serves it (the Express app, with `GET /health` answered in
+ * front of it by liveness.ts). It never listens: server.ts does, and tests start it on port 0.
  */
+import type { RequestListener } from "node:http";
 import express from "express";
 import helmet from "helmet";
 import type { Knex } from "knex";
@@ -14,6 +16,7 @@ import { openApiDocument } from "./openapi.js";
 import { docsRouter } from "./routes/docs.js";
 import { healthRouter, type Lifecycle } from "./routes/health.js";
 import { loansRouter } from "./routes/loans.js";
+import { withLiveness } from "./liveness.js";
 import { LIMITS } from "./schemas.js";
 
 export interface AppDeps {
@@ -25,7 +28,13 @@ export interface AppDeps {
   metrics?: Metrics;
 }
 
-export function createApp({ db, logger, config, lifecycle = { shuttingDown: false }, metrics }: AppDeps) {
+export function createApp({
+  db,
+  logger,
+  config,
+  lifecycle = { shuttingDown: false },
+  metrics,
+}: AppDeps): RequestListener {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -33,7 +42,8 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
   app.set("query parser", "simple");
 
   app.use(accessLog(app, logger));
-  app.use(helmet());
+  const security = helmet();
+  app.use(security);
   app.use((_req, res, next) => {
     // While shutting down, ask keep-alive clients to reconnect elsewhere after this response — decided when the
     // headers go out, so that requests already in flight at the signal close their connection too.
@@ -67,5 +77,5 @@ export function createApp({ db, logger, config, lifecycle = { shuttingDown: fals
   metrics.routes("", docs);
   app.use(notFoundHandler);
   app.use(errorHandler);
-  return app;
+  return withLiveness(app, { security, logger, metrics, lifecycle });
 }

@@ -4,7 +4,9 @@
  * (started in-process against an unreachable database), the migration script exists, the image's user is the
  * numeric user the pods run as. Offline: no cluster; what only a cluster shows is listed in the README.
  */
+
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -37,7 +39,7 @@ async function probeApp() {
     logger: createLogger({ level: "silent" }),
     config: { trustProxy: 1, dbAcquireTimeoutMs: 500 },
   });
-  const server = app.listen(0, "127.0.0.1");
+  const server = createServer(app).listen(0, "127.0.0.1");
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

@@ -42,7 +42,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /opt/yarn-* \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg
+# NODE_OPTIONS: the heap bound that ships (compose and the k8s overlays set their own per environment). Unbounded,
+# V8 sizes the heap from the machine and lets garbage accumulate: 160-177 MiB RSS per process under load; bounded,
+# about 120 MiB at the same throughput (bench/RESULTS.md).
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-old-space-size=384 \
     HOST=0.0.0.0 \
     PORT=8000 \
     MIGRATE_ON_START=true

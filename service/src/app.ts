@@ -10,13 +10,13 @@ import { accessLog } from "./access-log.js";
 import { requestGuard } from "./admission.js";
 import type { Config } from "./config.js";
 import { errorHandler, methodNotAllowed, notFoundHandler } from "./errors.js";
+import { withLiveness } from "./liveness.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { docsRouter } from "./routes/docs.js";
 import { healthRouter, type Lifecycle } from "./routes/health.js";
 import { loansRouter } from "./routes/loans.js";
-import { withLiveness } from "./liveness.js";
 import { LIMITS } from "./schemas.js";
 
 export interface AppDeps {

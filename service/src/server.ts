@@ -13,6 +13,7 @@
 import cluster from "node:cluster";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { getHeapStatistics } from "node:v8";
 import { AggregatorRegistry, type Registry } from "prom-client";
 import { seedLoans } from "../seeds/loans.js";
 import { createApp } from "./app.js";
@@ -143,7 +144,9 @@ async function serve(databaseUrl: string, onClosed?: () => Promise<void>) {
     server.once("listening", resolve);
     server.once("error", reject);
   });
-  logger.info({ port: config.port, host: config.host, env: config.nodeEnv }, "listening");
+  // The heap bound in force (--max-old-space-size from NODE_OPTIONS or the command line; see the README's RSS notes).
+  const heapLimitMiB = Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
+  logger.info({ port: config.port, host: config.host, env: config.nodeEnv, heapLimitMiB }, "listening");
 
   const purge = setInterval(() => {
     purgeIdempotencyKeys(db, config.idempotencyTtlHours).catch((err: Error) =>

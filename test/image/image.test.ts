@@ -193,6 +193,22 @@ test("on start it migrates the empty database (MIGRATE_ON_START defaults to true
   assert.match(logs, /"msg":"migrations applied"/);
 });
 
+test("the image bounds the heap by default (NODE_OPTIONS), and the process runs with that bound", async () => {
+  const env = await inspect<string[]>(".Config.Env", IMAGE);
+  const options = env.find((e) => e.startsWith("NODE_OPTIONS="));
+  const bound = Number(/--max-old-space-size=(\d+)/.exec(options ?? "")?.[1]);
+  assert.ok(bound > 0, `NODE_OPTIONS with a heap bound: ${options}`);
+  // The container runs without NODE_OPTIONS of its own: the image's applies.
+  const logs = (await docker(["logs", container])).stdout;
+  const listening = logs
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as { msg?: string; heapLimitMiB?: number })
+    .find((l) => l.msg === "listening");
+  const limit = Number(listening?.heapLimitMiB);
+  assert.ok(limit >= bound && limit <= bound + 128, `heap limit ${limit} MiB for --max-old-space-size=${bound}`);
+});
+
 test("it serves /health, /ready and the API", async () => {
   const base = `http://127.0.0.1:${ctx.port}`;
   const health = await fetchRaw(`${base}/health`);

@@ -5,6 +5,8 @@
  * at start, not a crash in a logging transport.
  */
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadConfig } from "../../service/src/config.js";
@@ -91,6 +93,46 @@ test("METRICS_PORT equal to PORT is refused: metrics never share the public port
   );
   assert.is(r.code, 1);
   assert.match(r.stderr, /METRICS_PORT must differ from PORT/);
+});
+
+test("npm start bounds the heap: its --max-old-space-size is in force in the process it starts (the listening line)", async () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+  const start = /^node ((?:--\S+ )*)--import tsx service\/src\/server\.ts$/.exec(pkg.scripts.start ?? "");
+  assert.ok(start, `npm start is "node [flags] --import tsx service/src/server.ts": ${pkg.scripts.start}`);
+  const flags = (start?.[1] ?? "").trim().split(" ").filter(Boolean);
+  const bound = Number(/^--max-old-space-size=(\d+)$/.exec(flags.find((f) => f.startsWith("--max-old")) ?? "")?.[1]);
+  assert.ok(bound > 0, `a heap bound among ${flags.join(" ")}`);
+  const base: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(base)) if (/^(LOG_|METRICS_|PORT$|HOST$|NODE_OPTIONS$)/.test(k)) delete base[k];
+  const child = spawn(process.execPath, [...flags, "--import", "tsx", "service/src/server.ts"], {
+    cwd: ROOT,
+    env: { ...base, LOG_LEVEL: "info", PORT: String(await freePort()), METRICS_PORT: "0", MIGRATE_ON_START: "false" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => (stderr += c));
+  const listening = await new Promise<Record<string, unknown> | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 30_000);
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c;
+      const line = stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.msg === "listening");
+      if (line) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    child.on("exit", () => resolve(undefined));
+  });
+  child.kill("SIGKILL");
+  assert.ok(listening, `the service listened: ${stderr.slice(-2000)}`);
+  const limit = Number(listening?.heapLimitMiB);
+  // V8's limit is the old space plus the young generation: a little above the flag, far below its unbounded default.
+  assert.ok(limit >= bound && limit <= bound + 128, `heap limit ${limit} MiB for --max-old-space-size=${bound}`);
 });
 
 test.run();

@@ -3,9 +3,10 @@
  * duration, at three data sizes, next to the database's own ceilings (pgbench) measured on the same server in
  * the same run. Settings: bench/README.md. Output: bench/out/<time>/ (report.md, results.json, logs).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { runAb } from "./lib/ab.js";
 import { deepPageCursor, loadData, migrate, tableSize, writeIdsFile } from "./lib/data.js";
 import { type Endpoint, handleArgs, type Mode, type Options, readOptions, type Variant } from "./lib/options.js";
 import { type Ceiling, type PgbenchResult, pgbenchInit, runPgbench } from "./lib/pgbench.js";
@@ -25,7 +26,7 @@ const REFERENCE_ENDPOINTS: Record<string, Endpoint[]> = {
 
 handleArgs(process.argv.slice(2), ["--quick"]);
 const opts: Options = readOptions();
-requireTools(["wrk", "pgbench"]);
+requireTools(["wrk", "pgbench", ...(opts.modes.some((m) => m.name === "ab") ? ["ab"] : [])]);
 mkdirSync(opts.outDir, { recursive: true });
 const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
 
@@ -194,6 +195,25 @@ async function endpoints(
   }
 }
 
+/**
+ * The one request ab repeats for an endpoint (it cannot vary it): the fixed path; for get-by-id the loan in the
+ * middle of the rotation; for create one body (a new loan per request, all for the same borrower).
+ */
+function abRequest(base: string, target: { script: Script; env: Record<string, string> }, runId: string) {
+  if (target.script === "get") return { url: `${base}${target.env.BENCH_PATH ?? "/health"}` };
+  if (target.script === "by-id") {
+    const ids = readFileSync(target.env.BENCH_IDS_FILE ?? "", "utf8")
+      .split("\n")
+      .filter(Boolean);
+    return { url: `${base}/api/loans/${ids[Math.floor(ids.length / 2)]}` };
+  }
+  if (target.script === "create") {
+    const body = { borrower_id: `bench_ab_${runId}`, amount: "1234.56", currency: "KES", term_months: 12 };
+    return { url: `${base}/api/loans`, postJson: JSON.stringify(body) };
+  }
+  throw new Error(`ab cannot drive the ${target.script} script`);
+}
+
 async function measure(
   size: number,
   variant: Variant,
@@ -204,15 +224,22 @@ async function measure(
 ) {
   const svc = service as RunningService;
   const run = (durationS: number, runId: string) =>
-    runWrk({
-      url: svc.url,
-      script: scripts[target.script],
-      connections: mode.connections,
-      threads: Math.min(opts.threads, mode.connections),
-      durationS,
-      close: mode.name === "close",
-      env: { ...target.env, BENCH_RUN_ID: runId },
-    });
+    mode.name === "ab"
+      ? runAb({
+          ...abRequest(svc.url, target, runId),
+          connections: mode.connections,
+          durationS,
+          workDir: join(opts.outDir, "ab"),
+        })
+      : runWrk({
+          url: svc.url,
+          script: scripts[target.script],
+          connections: mode.connections,
+          threads: Math.min(opts.threads, mode.connections),
+          durationS,
+          close: mode.name === "close",
+          env: { ...target.env, BENCH_RUN_ID: runId },
+        });
   // Warm-up: JIT, pool connections, caches; not recorded.
   await run(opts.warmupS, `${size}w${variant.name}${mode.name}`);
   await sleep(500);

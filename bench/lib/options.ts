@@ -4,7 +4,8 @@ import { join, resolve } from "node:path";
 import { ROOT } from "./service.js";
 
 export interface Mode {
-  name: "keepalive" | "close";
+  /** keepalive / close: wrk (close sends `Connection: close`); ab: ApacheBench, a connection per request. */
+  name: "keepalive" | "close" | "ab";
   connections: number;
 }
 
@@ -100,6 +101,16 @@ export function serviceSupportsCluster(): boolean {
   }
 }
 
+/** The image's default NODE_OPTIONS (the heap bound), read from the Dockerfile's ENV; none in an older tree. */
+export function imageNodeOptions(root = ROOT): { NODE_OPTIONS?: string } {
+  try {
+    const value = /^\s*NODE_OPTIONS=(\S+)/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))?.[1];
+    return value ? { NODE_OPTIONS: value } : {};
+  } catch {
+    return {};
+  }
+}
+
 export function readOptions(argv = process.argv.slice(2), env = process.env): Options {
   const quick = argv.includes("--quick") || env.BENCH_QUICK === "1";
   const num = (name: string, fallback: number) => {
@@ -114,10 +125,10 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
     .map((s) => Number(s.trim().replace(/_/g, "")));
   for (const s of sizes) if (!Number.isInteger(s) || s < 20) throw new Error("BENCH_SIZES: integers ≥ 20");
 
-  const modes: Mode[] = (env.BENCH_MODES ?? "keepalive:32,close:8").split(",").map((m) => {
+  const modes: Mode[] = (env.BENCH_MODES ?? "keepalive:32,close:8,ab:8").split(",").map((m) => {
     const [name, c] = m.split(":");
-    if ((name !== "keepalive" && name !== "close") || !Number(c)) {
-      throw new Error(`BENCH_MODES: "${m}" is not keepalive:N or close:N`);
+    if ((name !== "keepalive" && name !== "close" && name !== "ab") || !Number(c)) {
+      throw new Error(`BENCH_MODES: "${m}" is not keepalive:N, close:N or ab:N`);
     }
     return { name, connections: Number(c) };
   });
@@ -152,8 +163,10 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
     endpoints: list(env.BENCH_ENDPOINTS, ENDPOINTS, "BENCH_ENDPOINTS"),
     variants,
     ceilings: list(env.BENCH_CEILINGS, CEILINGS, "BENCH_CEILINGS"),
-    // Production-like: env/prod.env.example's NODE_ENV, LOG_LEVEL and pool; migrations on start as in the image.
+    // Production-like: env/prod.env.example's NODE_ENV, LOG_LEVEL and pool; migrations on start and the heap bound
+    // (NODE_OPTIONS) as in the image.
     serviceEnv: {
+      ...imageNodeOptions(),
       NODE_ENV: "production",
       LOG_LEVEL: "info",
       DB_POOL_MAX: "20",

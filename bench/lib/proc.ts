@@ -117,12 +117,12 @@ export async function observe<T>(
         : postgres
           ? postgres.has(p.pid)
             ? "postgres"
-            : p.comm === "wrk" || p.comm === "pgbench"
+            : p.comm === "wrk" || p.comm === "ab" || p.comm === "pgbench"
               ? "loadgen"
               : "other"
           : p.comm === "postgres"
             ? "postgres"
-            : p.comm === "wrk" || p.comm === "pgbench"
+            : p.comm === "wrk" || p.comm === "ab" || p.comm === "pgbench"
               ? "loadgen"
               : "other";
       if (initial) first.set(p.pid, p.ticks);

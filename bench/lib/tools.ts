@@ -5,6 +5,7 @@ import os from "node:os";
 
 const HINTS: Record<string, string> = {
   wrk: "install it with: apt-get update && apt-get install -y wrk   (Debian/Ubuntu; macOS: brew install wrk)",
+  ab: "install it with: apt-get update && apt-get install -y apache2-utils   (Debian/Ubuntu; it ships ab)",
   pgbench:
     "install it with: apt-get update && apt-get install -y postgresql-client   (Debian/Ubuntu; it ships pgbench)",
 };
@@ -58,6 +59,7 @@ export interface Machine {
   os: string;
   node: string;
   wrk: string;
+  ab: string;
   pgbench: string;
 }
 
@@ -74,6 +76,7 @@ export function describeMachine(): Machine {
     os: osName,
     node: process.version,
     wrk: firstLine("wrk", ["--version"]).replace(/\s+Copyright.*$/, ""),
+    ab: which("ab") ? firstLine("ab", ["-V"]).replace(/, Version/, "") : "–",
     pgbench: firstLine("pgbench", ["--version"]),
   };
 }

@@ -88,7 +88,7 @@ const sizeName = (n: number) =>
 const ok = (pass: boolean) => (pass ? "yes" : "**no**");
 
 /** CPU time per request in µs: robust to a busy machine where req/s is not (10 ms ticks, so ± a few µs). */
-export function perRequest(e: EndpointRecord, group: "service" | "postgres"): number {
+export function perRequest(e: EndpointRecord, group: "service" | "postgres" | "loadgen"): number {
   return Math.round(((e.seen.cpu[group] / 100) * e.durationS * 1e6) / Math.max(1, e.requests));
 }
 
@@ -295,6 +295,52 @@ export function renderReport(r: Report): string {
       }
       line();
     }
+  }
+
+  // ------------------------------------------------------------------ what bounds the rate
+  if (keep && o.sizes.includes(20)) {
+    line("### What bounds each endpoint's rate: CPU per request on a shared machine (20 rows, keep-alive)");
+    line();
+    line(
+      `The service, PostgreSQL and the load generator share ${r.machine.cpus} cores, so no measurement can exceed ` +
+        `${r.machine.cpus} cores ÷ (their CPU per request), and one process (WEB_CONCURRENCY=1) not one core ÷ its own. ` +
+        "That cap, from this run's own CPU figures, beside the aim: " +
+        "an aim above the cap cannot be met on this machine without spending less CPU per request.",
+    );
+    line();
+    const head = [
+      "endpoint",
+      "variant",
+      "req/s",
+      "service µs/req",
+      "postgres µs/req",
+      "load generator µs/req",
+      "cap req/s",
+      "req/s ÷ cap",
+      "aim req/s",
+      "aim ≤ cap",
+    ];
+    line(`| ${head.join(" | ")} |`);
+    line(`|${head.map(() => "---").join("|")}|`);
+    for (const endpoint of o.endpoints) {
+      for (const v of services) {
+        const e = find(r, 20, v, "keepalive", endpoint);
+        if (!e) continue;
+        const [svc, db, gen] = [perRequest(e, "service"), perRequest(e, "postgres"), perRequest(e, "loadgen")];
+        // One process uses one core at most: its own CPU per request caps it too.
+        const single = o.variants.find((x) => x.name === v)?.env.WEB_CONCURRENCY === "1";
+        const cap = Math.min(
+          (r.machine.cpus * 1e6) / Math.max(1, svc + db + gen),
+          ((single ? 1 : r.machine.cpus) * 1e6) / Math.max(1, svc),
+        );
+        const aim = AIMS[endpoint] && ORIGINAL[endpoint] ? AIMS[endpoint].times * (ORIGINAL[endpoint] ?? 0) : undefined;
+        line(
+          `| ${endpoint} | ${v} | ${fmt(e.rps)} | ${svc} | ${db} | ${gen} | ${fmt(cap)} | ${pct(e.rps / cap)} | ` +
+            `${aim ? fmt(aim) : "–"} | ${aim ? ok(aim <= cap) : "–"} |`,
+        );
+      }
+    }
+    line();
   }
 
   // ------------------------------------------------------------------ scaling

@@ -2,7 +2,7 @@
  * Builds the application: the request listener that serves it (the Express app, with `GET /health` answered in
  * front of it by liveness.ts). It never listens: server.ts does, and tests start it on port 0.
  */
-import type { RequestListener } from "node:http";
+import { type RequestListener, ServerResponse } from "node:http";
 import express from "express";
 import helmet from "helmet";
 import type { Knex } from "knex";
@@ -10,7 +10,7 @@ import { accessLog } from "./access-log.js";
 import { requestGuard } from "./admission.js";
 import type { Config } from "./config.js";
 import { errorHandler, methodNotAllowed, notFoundHandler } from "./errors.js";
-import { withLiveness } from "./liveness.js";
+import { headersOf, withLiveness } from "./liveness.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
@@ -42,18 +42,23 @@ export function createApp({
   app.set("query parser", "simple");
 
   app.use(accessLog(app, logger));
+  // helmet's headers, computed once from its configuration and set on every response (helmet's own middleware
+  // recomputes the same constant values per request through a chain of thirteen).
   const security = helmet();
-  app.use(security);
+  const securityHeaders = headersOf(security);
   app.use((_req, res, next) => {
-    // While shutting down, ask keep-alive clients to reconnect elsewhere after this response — decided when the
-    // headers go out, so that requests already in flight at the signal close their connection too.
-    const writeHead = res.writeHead;
-    res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
-      if (lifecycle.shuttingDown && !this.headersSent) this.setHeader("Connection", "close");
-      return writeHead.apply(this, args);
-    } as typeof writeHead;
+    for (let i = 0; i < securityHeaders.length; i += 2)
+      res.setHeader(securityHeaders[i] as string, securityHeaders[i + 1] as string);
     next();
   });
+  // While shutting down, ask keep-alive clients to reconnect elsewhere after this response — decided when the
+  // headers go out, so that requests already in flight at the signal close their connection too. On the app's
+  // response prototype (every Express response inherits it): no per-request wrapper.
+  const writeHead = ServerResponse.prototype.writeHead;
+  (app.response as ServerResponse).writeHead = function (this: ServerResponse, ...args: Parameters<typeof writeHead>) {
+    if (lifecycle.shuttingDown && !this.headersSent) this.setHeader("Connection", "close");
+    return writeHead.apply(this, args);
+  } as typeof writeHead;
 
   metrics ??= createMetrics(db);
   app.use(metrics.middleware);

@@ -9,14 +9,16 @@
  * `N passed, N failed`.
  *
  * Two markers in a test file (a line comment) change how it is run:
- * - `// test/run.ts: process-group <name>`: the files of one folder with the same group run in ONE process,
- *   for files that share an expensive in-process fixture (ci/test's recorded scenarios are made once).
+ * - `// test/run.ts: process-group <name>`: the files with the same group run in ONE process (one after the
+ *   other, on one database), for files that share an expensive in-process fixture (ci/test's recorded
+ *   scenarios are made once), and for light files, whose own process (Node, tsx, the modules they load: 1–2
+ *   CPU-seconds) would cost more than their tests on a 2-core machine.
  * - `// test/run.ts: serial`: the file runs alone, with no other file beside it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters as stripAnsi } from "node:util";
 import pg from "pg";
@@ -104,37 +106,36 @@ function units(files: string[]): Unit[] {
     const source = readFileSync(file, "utf8");
     const group = /^\/\/ test\/run\.ts: process-group (\S+)/m.exec(source)?.[1];
     const serial = /^\/\/ test\/run\.ts: serial\b/m.test(source);
-    const name = relative(root, file);
-    if (group) {
-      const key = `${dirname(file)}\0${group}`;
-      const unit = groups.get(key);
-      if (unit) {
-        unit.files.push(file);
-        unit.name = `${relative(root, dirname(file))}/{${unit.files.map((f) => basename(f)).join(",")}}`;
-        unit.serial ||= serial;
-        continue;
-      }
-      const created = { files: [file], name, serial };
-      groups.set(key, created);
-      list.push(created);
-    } else list.push({ files: [file], name, serial });
+    const unit = group ? groups.get(group) : undefined;
+    if (unit) {
+      unit.files.push(file);
+      unit.serial ||= serial;
+      continue;
+    }
+    const created = { files: [file], name: relative(root, file), serial };
+    if (group) groups.set(group, created);
+    list.push(created);
+  }
+  for (const [group, unit] of groups) {
+    if (unit.files.length > 1) unit.name = `${group} (${unit.files.map((f) => relative(root, f)).join(", ")})`;
   }
   return list;
 }
 
 /**
- * How long each file took last time (node_modules/.cache, git-ignored): the longest start first, so that a
- * long file does not start last. Without a record (a fresh clone): process groups, then process-level tests.
+ * How long each process took last time (node_modules/.cache, git-ignored; on a fresh clone the record
+ * test/support/test-times.json kept in the repository): the longest start first, so that a long one does not
+ * start last. A unit with no record: groups, then process-level tests, then the rest.
  */
 const timesFile = join(root, "node_modules", ".cache", "loan-service-test-times.json");
-function readTimes(): Record<string, number> {
+function readTimes(file: string): Record<string, number> | undefined {
   try {
-    return JSON.parse(readFileSync(timesFile, "utf8")) as Record<string, number>;
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, number>;
   } catch {
-    return {};
+    return undefined;
   }
 }
-const lastTimes = readTimes();
+const lastTimes = readTimes(timesFile) ?? readTimes(join(root, "test", "support", "test-times.json")) ?? {};
 function weight(unit: Unit): number {
   const known = lastTimes[unit.name];
   if (known !== undefined) return known;
@@ -172,10 +173,11 @@ const children = new Set<ChildProcess>();
 function runUvu(unit: Unit, env: NodeJS.ProcessEnv): Promise<Result & { stdout: string; stderr: string }> {
   const started = Date.now();
   return new Promise((done) => {
-    // uvu takes a directory and a pattern: the unit's file names, anchored.
+    // uvu takes a directory and a pattern on the paths below it: the unit's files, anchored.
     const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    const where = dirname(unit.files[0] as string);
-    const pattern = `^(${unit.files.map((f) => literal(basename(f))).join("|")})$`;
+    let where = dirname(unit.files[0] as string);
+    while (!unit.files.every((f) => f.startsWith(`${where}/`))) where = dirname(where);
+    const pattern = `^(${unit.files.map((f) => literal(relative(where, f))).join("|")})$`;
     // uvu-guard: a `before` hook that throws is printed and fails the run (uvu alone swallows it).
     const guard = "./test/support/uvu-guard.mjs";
     const child = spawn(

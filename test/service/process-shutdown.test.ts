@@ -124,7 +124,13 @@ test(
     let readyDuringShutdown = "";
     let heldAtSignal = 0;
     try {
-      await sleep(500);
+      // A steady stream first (polled: how long it takes depends on the machine's load).
+      await waitFor(
+        "more than 20 requests answered",
+        () => sent.filter((s) => s.status !== undefined).length > 20,
+        15_000,
+        20,
+      );
       const lock = await lockLoans(state.db.url);
       try {
         heldAtSignal = await waitFor(

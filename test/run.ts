@@ -95,6 +95,9 @@ function testFiles(path: string): string[] {
 /** One uvu process: one file, or the files of one process group. */
 interface Unit {
   files: string[];
+  /** The file, or the group's name: the key of its recorded time. */
+  key: string;
+  /** What its output is headed with. */
   name: string;
   serial: boolean;
 }
@@ -112,12 +115,12 @@ function units(files: string[]): Unit[] {
       unit.serial ||= serial;
       continue;
     }
-    const created = { files: [file], name: relative(root, file), serial };
+    const created = { files: [file], key: group ?? relative(root, file), name: relative(root, file), serial };
     if (group) groups.set(group, created);
     list.push(created);
   }
   for (const [group, unit] of groups) {
-    if (unit.files.length > 1) unit.name = `${group} (${unit.files.map((f) => relative(root, f)).join(", ")})`;
+    if (unit.files.length > 1) unit.name = `${group}: ${unit.files.map((f) => relative(root, f)).join(", ")}`;
   }
   return list;
 }
@@ -137,7 +140,7 @@ function readTimes(file: string): Record<string, number> | undefined {
 }
 const lastTimes = readTimes(timesFile) ?? readTimes(join(root, "test", "support", "test-times.json")) ?? {};
 function weight(unit: Unit): number {
-  const known = lastTimes[unit.name];
+  const known = lastTimes[unit.key];
   if (known !== undefined) return known;
   if (unit.files.length > 1) return 1000;
   return /\/process-[^/]*$/.test(unit.name) ? 100 : 1;
@@ -316,7 +319,8 @@ async function runUnit(unit: Unit) {
     if (url) await dbs.drop(url).catch(() => {});
   }
   if (stopping) return;
-  times[unit.name] = r.seconds;
+  // A group's time counts when all of its files ran (the default suites), not a part named on the command line.
+  if (unit.key === unit.name || args.length === 0) times[unit.key] = r.seconds;
   const verdict = r.failed > 0 ? `${r.failed} failed` : `${r.passed} passed`;
   process.stdout.write(`\n== ${unit.name} (${r.seconds.toFixed(1)} s, ${verdict})\n${r.stdout}`);
   if (r.stderr) process.stderr.write(r.stderr);

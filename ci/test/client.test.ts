@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-scenarios (scenarios() records its module and client runs once per process)
 /**
  * The standalone path, offline: `ci/main.ts` against a recording engine. Some runs are child processes
  * (`npx tsx ci/main.ts …`, to see real exit codes); the others call its exported `main()` in this process,

@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-light
 /**
  * The versioned pre-push hook, run with stand-in `dagger` and `npm` commands on PATH that only record how
  * they were called: nothing is executed (no pipeline, no lint, no tests).

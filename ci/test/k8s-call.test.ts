@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-scenarios (scenarios() records its module and client runs once per process)
 /**
  * The Kubernetes functions through the `dagger call` path (the module runtime against a recording engine):
  * `render`, the `manifests` check and `release`. NOTHING IS EXECUTED: no kustomize, no container, no push; the

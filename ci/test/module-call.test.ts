@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-scenarios (scenarios() records its module and client runs once per process)
 /**
  * The `dagger call` path, offline: the module's functions invoked through the published SDK's own module
  * runtime entrypoint, started the way the engine starts it, against a recording engine that answers the

@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-scenarios (scenarios() records its module and client runs once per process)
 /**
  * The module's interface, offline: what `dagger functions` / `dagger call --help` / `dagger check -l` would
  * show. Read two ways, both with the published SDK's own code: its introspector (`scan()` of ci/src, as the

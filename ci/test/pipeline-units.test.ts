@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-light
 /**
  * The pipeline's pure helpers: publish targets, summaries, failure messages. Nothing is executed and no
  * engine is involved.

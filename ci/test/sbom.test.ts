@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-light
 /**
  * The npm SBOM FOR REAL: the pipeline's own generator command (`NPM_SBOM_COMMAND`, what `sbom` and `publish`
  * run in the Node workspace) runs here on this repository, and its output is validated against the CycloneDX

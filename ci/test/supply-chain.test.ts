@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-scenarios (scenarios() records its module and client runs once per process)
 /**
  * The supply chain, recorded: `publish` generating the SBOMs, signing and attesting the pushed digest; `sbom`;
  * `verify`; both entry points. NOTHING IS EXECUTED: no cosign, Trivy, registry or OIDC provider runs; a

@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-light
 /**
  * The pins: one source of truth for each version, and the places that must agree with it do.
  * Nothing is executed.

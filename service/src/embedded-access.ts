@@ -99,10 +99,18 @@ function reachableCopy(main: string, binaries: string, platformPackage: string):
   const target = join(tmpdir(), `loan-service-embedded-pg-${version}`);
   if (existsSync(join(target, ".complete"))) {
     const st = lstatSync(target);
-    if (st.isDirectory() && st.uid === 0 && (st.mode & 0o022) === 0) return target;
-    throw new Error(
-      `${target} exists but is not a root-owned folder that only root can write: remove it, then start again`,
+    if (!(st.isDirectory() && st.uid === 0 && (st.mode & 0o022) === 0)) {
+      throw new Error(
+        `${target} exists but is not a root-owned folder that only root can write: remove it, then start again`,
+      );
+    }
+    // Its dependencies are links into the checkout that made it: that checkout may be gone since (a deleted
+    // clone or worktree). Then the copy is useless to anyone: made again.
+    const linked = ["pg", "async-exit-hook"].every((dep) =>
+      existsSync(join(target, "node_modules", dep, "package.json")),
     );
+    if (linked) return target;
+    rmSync(target, { recursive: true, force: true });
   }
   const staging = mkdtempSync(`${target}.tmp-`);
   try {

@@ -1,3 +1,4 @@
+// test/run.ts: process-group compose
 /**
  * compose.yaml with each environment's env file: interpolated the way `docker compose --env-file …` does
  * (${VAR}, ${VAR:-default}, ${VAR:?message}, $$), then validated by dclint (the Compose schema and good

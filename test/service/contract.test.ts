@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** The contract of the original API (README "API"), over HTTP against the real app and a real PostgreSQL. */
 
 import { suite } from "uvu";

@@ -36,8 +36,11 @@ test("defaults: TRUST_PROXY 0, metrics on 127.0.0.1:9464, 15 s request timeout, 
   );
 });
 
-/** Runs the service (`node --import tsx [--import hook] service/src/server.ts`) until it exits or `ms` pass. */
-function run(env: Record<string, string>, hook: string | undefined, ms: number) {
+/**
+ * Runs the service (`node --import tsx [--import hook] service/src/server.ts`) until it exits, or `ms` pass, or
+ * its stdout matches `until` (then it is killed: `killed` tells it was still running).
+ */
+function run(env: Record<string, string>, hook: string | undefined, ms: number, until?: RegExp) {
   return new Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }>((resolve) => {
     const args = ["--import", "tsx", ...(hook ? ["--import", hook] : []), "service/src/server.ts"];
     const base: NodeJS.ProcessEnv = { ...process.env };
@@ -49,7 +52,13 @@ function run(env: Record<string, string>, hook: string | undefined, ms: number) 
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c;
+      if (until?.test(stdout) && !killed) {
+        killed = true;
+        child.kill("SIGKILL");
+      }
+    });
     child.stderr.on("data", (c: Buffer) => (stderr += c));
     let killed = false;
     const timer = setTimeout(() => {
@@ -78,9 +87,11 @@ test("LOG_PRETTY=true without pino-pretty installed stops at start with a senten
   assert.match(hidden.stderr, /LOG_PRETTY=true needs the pino-pretty package/);
   assert.match(hidden.stderr, /unset LOG_PRETTY/);
   assert.not.match(hidden.stderr + hidden.stdout, /transport|worker thread|unable to determine transport target/i);
-  // Control: with pino-pretty resolvable the same configuration passes (and the process is still running).
-  const present = await run(env, undefined, 6_000);
+  // Control: with pino-pretty resolvable the same configuration passes: the process logs, pretty, that it listens
+  // (and is still running until killed then).
+  const present = await run(env, undefined, 20_000, /INFO.*listening/);
   assert.ok(present.killed, `still running until killed: ${present.stderr}`);
+  assert.match(present.stdout, /INFO.*listening/, "logged through pino-pretty");
   assert.not.match(present.stderr, /Invalid configuration/);
 });
 

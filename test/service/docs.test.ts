@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** GET /docs: the API reference page and its assets, all from this service (the browser check: test/browser). */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";

@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /**
  * Hostile input, in-process against the real app and HTTP server: each class of request an outside probe turned
  * into a 500, a silently altered row or an unbounded wait gets its 4xx problem document (or the connection

@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** Idempotency-Key on POST /api/loans: replays, mismatched bodies, concurrent retries. */
 import { randomUUID } from "node:crypto";
 import { suite } from "uvu";

@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** The status lifecycle through PATCH /api/loans/:id, including concurrent transitions of one loan. */
 
 import { suite } from "uvu";
@@ -5,6 +6,7 @@ import * as assert from "uvu/assert";
 import { TRANSITIONS } from "../../service/src/models/transitions.js";
 import { LOAN_STATUSES } from "../../service/src/schemas.js";
 import { http, startApp, type TestApp, uniqueBorrower } from "../support/app.js";
+import { waitFor } from "../support/wait.js";
 
 const test = suite<{ app: TestApp }>("lifecycle", {} as { app: TestApp });
 test.before(async (ctx) => {
@@ -63,7 +65,18 @@ test("a full happy path pending → approved → disbursed → repaid updates up
     json: { borrower_id: uniqueBorrower("happy"), amount: 100, currency: "USD" },
   });
   const id = created.body.id;
-  await new Promise((r) => setTimeout(r, 1100));
+  // The API shows updated_at to the second: the transitions' (now()) must fall in a later second than the
+  // creation's. Wait until the database's clock is there.
+  const nextSecond = new Date(Date.parse(created.body.updated_at) + 1000).toISOString();
+  await waitFor(
+    "the database clock in the second after the creation",
+    async () => {
+      const { rows } = await app.db.raw("SELECT clock_timestamp() >= ?::timestamptz AS later", [nextSecond]);
+      return rows[0].later === true;
+    },
+    5000,
+    20,
+  );
   for (const status of ["approved", "disbursed", "repaid"]) {
     const r = await http(app.url, "PATCH", `/api/loans/${id}`, { json: { status } });
     assert.is(r.status, 200);

@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** Migrations are discovered from the folder: a new file applies with no list to edit, compiled or not. */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** GET /openapi.json: the document agrees with the running API; the metrics are recorded, and not served on the app. */
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";

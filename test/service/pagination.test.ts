@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** Keyset pagination on GET /api/loans: array body kept, Link rel="next", filters, no duplicates or gaps. */
 
 import { suite } from "uvu";

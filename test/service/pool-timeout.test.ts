@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /**
  * A connection whose statement hit the driver's read timeout (`query_timeout`) is destroyed, never handed out
  * again — through knex's own query path (Objection, db.raw) and through a raw connection from the pool as the

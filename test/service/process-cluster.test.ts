@@ -7,14 +7,14 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { lockLoans } from "../support/db-lock.js";
 import { type HttpResult, request } from "../support/http.js";
-import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
+import { type RunnerDatabase, runnerDatabase } from "../support/postgres.js";
 import { type LogLine, type ServerProcess, spawnServer } from "../support/process.js";
 import { waitFor, within } from "../support/wait.js";
 
 const WORKERS = 2;
 
 interface State {
-  db: TestPostgres;
+  db: RunnerDatabase;
   server: ServerProcess;
   primaryPid: number;
 }
@@ -27,7 +27,7 @@ const pidsOf = (lines: LogLine[]) => new Set(lines.map((l) => Number(l.pid)));
 let setup: Promise<void> | undefined;
 function ready(state: State) {
   setup ??= (async () => {
-    state.db = await startTestPostgres({ database: "loans_cluster" });
+    state.db = await runnerDatabase();
     state.server = await spawnServer({
       DATABASE_URL: state.db.url,
       MIGRATE_ON_START: "true",

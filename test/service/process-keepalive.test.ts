@@ -7,7 +7,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { lockLoans } from "../support/db-lock.js";
 import { request } from "../support/http.js";
-import { startTestPostgres } from "../support/postgres.js";
+import { runnerDatabase } from "../support/postgres.js";
 import { startServer } from "../support/process.js";
 import { within } from "../support/wait.js";
 
@@ -17,7 +17,7 @@ test(
   "a keep-alive connection whose request is in flight at SIGTERM is closed after its response: exit 0 well within SHUTDOWN_GRACE_MS",
   within(40_000, async () => {
     const grace = 6000;
-    const db = await startTestPostgres({ database: "loans_keepalive" });
+    const db = await runnerDatabase();
     const server = await startServer({
       DATABASE_URL: db.url,
       MIGRATE_ON_START: "true",

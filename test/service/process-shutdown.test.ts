@@ -13,14 +13,14 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { lockLoans } from "../support/db-lock.js";
 import { acceptsConnections, RequestFailure, request, startSplitRequest } from "../support/http.js";
-import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
+import { type RunnerDatabase, runnerDatabase } from "../support/postgres.js";
 import { type ChildEnv, type ServerProcess, startServer } from "../support/process.js";
 import { waitFor, within } from "../support/wait.js";
 
 const GRACE_MS = 8000;
 
 interface State {
-  db: TestPostgres;
+  db: RunnerDatabase;
   env: ChildEnv;
   servers: ServerProcess[];
 }
@@ -30,7 +30,7 @@ const test = suite<State>("process: graceful shutdown", { servers: [] } as unkno
 let setup: Promise<void> | undefined;
 function database(state: State) {
   setup ??= (async () => {
-    state.db = await startTestPostgres({ database: "loans_shutdown" });
+    state.db = await runnerDatabase();
     state.env = {
       DATABASE_URL: state.db.url,
       MIGRATE_ON_START: "true",
@@ -124,7 +124,13 @@ test(
     let readyDuringShutdown = "";
     let heldAtSignal = 0;
     try {
-      await sleep(500);
+      // A steady stream first (polled: how long it takes depends on the machine's load).
+      await waitFor(
+        "more than 20 requests answered",
+        () => sent.filter((s) => s.status !== undefined).length > 20,
+        15_000,
+        20,
+      );
       const lock = await lockLoans(state.db.url);
       try {
         heldAtSignal = await waitFor(

@@ -6,7 +6,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { type HttpResult, RequestFailure, request } from "../support/http.js";
-import { startTestPostgres, type TestPostgres } from "../support/postgres.js";
+import { type RunnerDatabase, runnerDatabase } from "../support/postgres.js";
 import { type ServerProcess, startServer } from "../support/process.js";
 import { type StallProxy, startStallProxy } from "../support/stall-proxy.js";
 import { waitFor, within } from "../support/wait.js";
@@ -19,7 +19,7 @@ const BOUND_MS = 3 * ACQUIRE_TIMEOUT_MS;
 const API_BOUND_MS = STATEMENT_TIMEOUT_MS + ACQUIRE_TIMEOUT_MS + 2000;
 
 interface State {
-  db: TestPostgres;
+  db: RunnerDatabase;
   proxy: StallProxy;
   server: ServerProcess;
 }
@@ -29,9 +29,10 @@ const test = suite<State>("process: database stall (no answer, no refusal)", {} 
 let setup: Promise<void> | undefined;
 function ready(state: State) {
   setup ??= (async () => {
-    state.db = await startTestPostgres({ database: "loans_stall" });
-    state.proxy = await startStallProxy(state.db.port);
+    state.db = await runnerDatabase();
+    state.proxy = await startStallProxy(state.db.port, state.db.host);
     const url = new URL(state.db.url);
+    url.hostname = "127.0.0.1";
     url.port = String(state.proxy.port);
     state.server = await startServer({
       DATABASE_URL: url.toString(),

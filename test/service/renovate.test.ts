@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /**
  * renovate.json, checked the way Renovate reads it: each custom manager's file patterns and regexes are run
  * against the repository's files here. Every copy of a pinned version in the repository must be found by a

@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** The seed: the original's five loans, through the Loan model, idempotent (a second run inserts nothing). */
 import knexFactory from "knex";
 import { suite } from "uvu";

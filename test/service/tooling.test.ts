@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /**
  * The tooling's promises, checked against the files: `engines` at the real floor of every package the project
  * installs, install-script approvals for every package that has scripts, `npm run build` / `start:prod` being

@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** POST /api/loans validation: each rule just inside and just outside its bound; bad bodies; no 5xx; no writes. */
 
 import { suite } from "uvu";

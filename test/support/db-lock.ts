@@ -30,7 +30,8 @@ export async function lockLoans(databaseUrl: string): Promise<LoansLock> {
     // Inside a transaction, activity statistics are a snapshot taken at first access: take a fresh one.
     await client.query("SELECT pg_stat_clear_snapshot()");
     const r = await client.query<{ n: string }>(
-      "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'loan-service' AND wait_event_type = 'Lock'",
+      // This database's only: other test files' services run on the same server (test/run.ts).
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'loan-service' AND wait_event_type = 'Lock'",
     );
     return Number(r.rows[0]?.n);
   };

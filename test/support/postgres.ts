@@ -108,3 +108,23 @@ export type OwnPostgres = TestPostgres;
 export function startOwnPostgres(database = "loans_process"): Promise<OwnPostgres> {
   return startTestPostgres({ database });
 }
+
+/** The database the test runner (test/run.ts) made for this test process: DATABASE_URL, on the run's server. */
+export interface RunnerDatabase {
+  url: string;
+  host: string;
+  port: number;
+  /** Nothing to stop: the server is the run's, and the runner drops this database when the process ends. */
+  stop(): Promise<void>;
+}
+
+/**
+ * For a test that needs a database of its own but not a server of its own (it never stops or pauses it):
+ * the runner gives every test process its own database, so no other test file sees its rows.
+ */
+export async function runnerDatabase(): Promise<RunnerDatabase> {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error("DATABASE_URL is not set: run the tests with `npm test`");
+  const parsed = new URL(url);
+  return { url, host: parsed.hostname, port: Number(parsed.port || 5432), stop: async () => {} };
+}

@@ -14,8 +14,8 @@ export interface StallProxy {
   close(): Promise<void>;
 }
 
-/** A TCP proxy on 127.0.0.1 in front of `targetPort` that can stall all traffic on demand. */
-export async function startStallProxy(targetPort: number): Promise<StallProxy> {
+/** A TCP proxy on 127.0.0.1 in front of `targetHost:targetPort` that can stall all traffic on demand. */
+export async function startStallProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<StallProxy> {
   const { createServer } = await import("node:net");
   type Socket = import("node:net").Socket;
   let stalled = false;
@@ -23,7 +23,7 @@ export async function startStallProxy(targetPort: number): Promise<StallProxy> {
   const waiting: (() => void)[] = [];
 
   const link = (pair: { client: Socket; upstream?: Socket }) => {
-    const upstream = connect({ host: "127.0.0.1", port: targetPort });
+    const upstream = connect({ host: targetHost, port: targetPort });
     pair.upstream = upstream;
     pair.client.pipe(upstream);
     upstream.pipe(pair.client);

@@ -1,3 +1,4 @@
+// test/run.ts: process-group compose
 /**
  * Policy over the rendered overlays: what the manifests promise, checked on the output of kustomize (not on the
  * source files), against the service's own code where it can be: the probe paths are routes the app answers

@@ -1,3 +1,4 @@
+// test/run.ts: process-group compose
 /**
  * A release render: the committed overlay with the service's image replaced by the published one, by digest, and
  * the migration Job named after that digest — through the same kustomization the pipeline's `render` writes

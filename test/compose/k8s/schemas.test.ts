@@ -1,3 +1,4 @@
+// test/run.ts: process-group compose
 /**
  * Every overlay renders with kustomize, and every object it renders is valid against the schemas of the pinned
  * Kubernetes version (kubernetes-models) or, for custom resources, of the operator's own CRD (see manifests.ts).

@@ -1,3 +1,4 @@
+// test/run.ts: process-group compose
 /**
  * The Kubernetes settings come from the same values as compose's: the API's ConfigMap holds what compose.yaml
  * passes the api service when run with env/<env>.env (the overlays keep a filtered copy, k8s/overlays/<env>/

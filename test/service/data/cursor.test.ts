@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** The keyset cursor: round trip, and a 400 naming `cursor` for anything this API did not issue. */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";

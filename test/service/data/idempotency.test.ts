@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** Idempotent creation in the data layer: one loan per key, the first response replayed, a reused key refused. */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";

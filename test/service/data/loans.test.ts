@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** LoanStore: statements built once from the Loan model, the model's schema met by every insert, transitions. */
 import { ValidationError } from "objection";
 import { suite } from "uvu";

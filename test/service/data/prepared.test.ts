@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** The prepared-statement runner: statements built from query builders, named, run prepared, released. */
 import knexFactory from "knex";
 import { suite } from "uvu";

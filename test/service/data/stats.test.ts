@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** Statistics: the shaping of the GROUPING SETS rows, and the store's answer against a full scan. */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";

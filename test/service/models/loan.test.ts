@@ -1,3 +1,4 @@
+// test/run.ts: process-group service-light
 /** The Loan model: its schema derived from the API's schemas (one source of rules), its validator, its table. */
 import { ValidationError } from "objection";
 import { suite } from "uvu";

@@ -4,10 +4,9 @@
  * for a fixed time. ab cannot vary its request: get-by-id reads one fixed loan and create posts one fixed body
  * (a new loan each time, all for one borrower). Its result has the shape of wrk's, so the report treats both alike.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { WrkResult } from "./wrk.js";
+import { capture, type WrkResult } from "./wrk.js";
 
 export interface AbRun {
   url: string;
@@ -37,20 +36,7 @@ export async function runAb(run: AbRun): Promise<WrkResult> {
     args.push("-p", body, "-T", "application/json");
   }
   args.push(run.url);
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      const child = spawn("ab", args, { stdio: ["ignore", "pipe", "pipe"] });
-      let out = "";
-      let err = "";
-      child.stdout.on("data", (c: Buffer) => {
-        out += c.toString();
-      });
-      child.stderr.on("data", (c: Buffer) => {
-        err += c.toString();
-      });
-      child.on("close", (c) => resolve({ code: c, stdout: out, stderr: err }));
-    },
-  );
+  const { code, stdout, stderr } = await capture("ab", args);
   if (code !== 0) throw new Error(`ab ${args.join(" ")} failed (exit ${code})\n${stdout}\n${stderr}`);
   const requests = field(stdout, "Complete requests");
   const durationS = field(stdout, "Time taken for tests");

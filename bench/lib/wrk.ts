@@ -37,6 +37,22 @@ export interface WrkRun {
   env?: Record<string, string>;
 }
 
+/** Runs a load generator to its end and returns its exit code and output (never rejects on a failure). */
+export function capture(command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      err += c.toString();
+    });
+    child.on("close", (c) => resolve({ code: c, stdout: out, stderr: err }));
+  });
+}
+
 export async function runWrk(run: WrkRun): Promise<WrkResult> {
   const args = [
     `-t${run.threads}`,
@@ -49,20 +65,7 @@ export async function runWrk(run: WrkRun): Promise<WrkResult> {
     run.url,
   ];
   const env = { ...process.env, ...run.env, BENCH_CLOSE: run.close ? "1" : "0" };
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      const child = spawn("wrk", args, { env, stdio: ["ignore", "pipe", "pipe"] });
-      let out = "";
-      let err = "";
-      child.stdout.on("data", (c: Buffer) => {
-        out += c.toString();
-      });
-      child.stderr.on("data", (c: Buffer) => {
-        err += c.toString();
-      });
-      child.on("close", (c) => resolve({ code: c, stdout: out, stderr: err }));
-    },
-  );
+  const { code, stdout, stderr } = await capture("wrk", args, env);
   const line = stdout.split("\n").find((l) => l.startsWith("BENCH_JSON "));
   if (code !== 0 || !line) {
     throw new Error(`wrk ${args.join(" ")} failed (exit ${code})\n${stdout}\n${stderr}`);

@@ -43,11 +43,12 @@ RUN apt-get update \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /opt/yarn-* \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg
 # NODE_OPTIONS: the heap bound that ships (compose and the k8s overlays set their own per environment). Unbounded,
-# V8 sizes the heap from the machine and lets garbage accumulate. Measured on Node 20: 160-177 MiB RSS per process
-# under load unbounded, about 120 MiB bounded, at 10-20 % less throughput on the database endpoints; this image's
-# Node sizes its young generation larger (bench/RESULTS.md).
+# V8 sizes the heap from the machine and lets garbage accumulate (160-237 MiB RSS per process under load). The old
+# space is bounded, and so is the young generation: for the same old-space bound this image's Node sizes a young
+# generation of 192 MiB (Node 20: 48), which alone put RSS at 216-223 MiB; three 16 MiB semi-spaces keep it at
+# Node 20's 48 MiB on every Node version (bench/RESULTS.md).
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-old-space-size=384 \
+    NODE_OPTIONS="--max-old-space-size=384 --max-semi-space-size=16" \
     HOST=0.0.0.0 \
     PORT=8000 \
     MIGRATE_ON_START=true

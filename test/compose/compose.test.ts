@@ -84,7 +84,12 @@ for (const env of environments) {
     assert.is(String(model.services.api?.environment?.LOG_LEVEL), vars.LOG_LEVEL);
     assert.is(String(model.services.api?.environment?.DB_POOL_MAX), vars.DB_POOL_MAX);
     // The workers' heaps fit inside the container's memory limit, with room for the rest of the processes.
-    const heapMb = Number(/--max-old-space-size=(\d+)/.exec(model.services.api?.environment?.NODE_OPTIONS)?.[1]);
+    // The heap is the old space plus the young generation (three semi-spaces): both bounded.
+    const nodeOptions = String(model.services.api?.environment?.NODE_OPTIONS);
+    const oldMb = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions)?.[1]);
+    const semiMb = Number(/--max-semi-space-size=(\d+)/.exec(nodeOptions)?.[1]);
+    assert.ok(semiMb > 0, `the young generation is bounded too: ${nodeOptions}`);
+    const heapMb = oldMb + 3 * semiMb;
     const workers = Number(model.services.api?.environment?.WEB_CONCURRENCY);
     const limitMb = env.memory.endsWith("G") ? Number.parseFloat(env.memory) * 1024 : Number.parseFloat(env.memory);
     assert.ok(Number.isInteger(workers) && workers >= 1, `WEB_CONCURRENCY ${workers}`);

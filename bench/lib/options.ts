@@ -104,7 +104,8 @@ export function serviceSupportsCluster(): boolean {
 /** The image's default NODE_OPTIONS (the heap bound), read from the Dockerfile's ENV; none in an older tree. */
 export function imageNodeOptions(root = ROOT): { NODE_OPTIONS?: string } {
   try {
-    const value = /^\s*NODE_OPTIONS=(\S+)/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))?.[1];
+    const match = /^\s*NODE_OPTIONS=(?:"([^"]*)"|(\S+))/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"));
+    const value = match?.[1] ?? match?.[2];
     return value ? { NODE_OPTIONS: value } : {};
   } catch {
     return {};

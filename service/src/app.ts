@@ -6,7 +6,7 @@ import { type RequestListener, ServerResponse } from "node:http";
 import express from "express";
 import helmet from "helmet";
 import type { Knex } from "knex";
-import { accessLog } from "./access-log.js";
+import { accessLog, accessLogger } from "./access-log.js";
 import { requestGuard } from "./admission.js";
 import type { Config } from "./config.js";
 import { errorHandler, methodNotAllowed, notFoundHandler } from "./errors.js";
@@ -22,7 +22,8 @@ import { LIMITS } from "./schemas.js";
 export interface AppDeps {
   db: Knex;
   logger: Logger;
-  config: Pick<Config, "trustProxy" | "dbAcquireTimeoutMs">;
+  /** `logProbes` (LOG_PROBES) defaults to false, as in production. */
+  config: Pick<Config, "trustProxy" | "dbAcquireTimeoutMs"> & Partial<Pick<Config, "logProbes">>;
   lifecycle?: Lifecycle;
   /** Where request metrics go; server.ts serves them on the metrics listener (never on this app). */
   metrics?: Metrics;
@@ -41,7 +42,9 @@ export function createApp({
   app.set("trust proxy", config.trustProxy);
   app.set("query parser", "simple");
 
-  app.use(accessLog(app, logger));
+  const access = accessLogger(logger);
+  const logProbes = config.logProbes ?? false;
+  app.use(accessLog(app, logger, { access, logProbes }));
   // helmet's headers, computed once from its configuration and set on every response (helmet's own middleware
   // recomputes the same constant values per request through a chain of thirteen).
   const security = helmet();
@@ -82,5 +85,5 @@ export function createApp({
   metrics.routes("", docs);
   app.use(notFoundHandler);
   app.use(errorHandler);
-  return withLiveness(app, { security, logger, metrics, lifecycle });
+  return withLiveness(app, { security, logger: access, metrics, lifecycle, logProbes });
 }

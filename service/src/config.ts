@@ -15,6 +15,8 @@ export interface Config {
   port: number;
   logLevel: string;
   logPretty: boolean;
+  /** Access lines for successful liveness and readiness probes (they are counted in the metrics either way). */
+  logProbes: boolean;
   dbPoolMin: number;
   dbPoolMax: number;
   dbAcquireTimeoutMs: number;
@@ -82,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     PORT: port({ default: 8000 }),
     LOG_LEVEL: str({ choices: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info" }),
     LOG_PRETTY: bool({ default: false }),
+    LOG_PROBES: bool({ default: false, desc: "access lines for successful GET/HEAD /health and /ready too" }),
     DB_POOL_MIN: num({ default: 0 }),
     DB_POOL_MAX: num({ default: 10 }),
     DB_ACQUIRE_TIMEOUT_MS: num({ default: 2000 }),
@@ -168,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY,
+    logProbes: e.LOG_PROBES,
     dbPoolMin: e.DB_POOL_MIN,
     dbPoolMax: e.DB_POOL_MAX,
     dbAcquireTimeoutMs: e.DB_ACQUIRE_TIMEOUT_MS,

@@ -4,8 +4,8 @@
  * more than the rest of such a request (bench/RESULTS.md, "Liveness without Express"). The answer is the one the
  * Express route gives — the same body, helmet's headers (captured from the app's own helmet instance at start-up),
  * `X-Request-Id`, `Connection: close` while shutting down — and the request is logged and counted as any other:
- * the same access line (client address resolved through the same TRUST_PROXY setting) and the same duration
- * histogram under the route `/health`.
+ * the same access line (client address resolved through the same TRUST_PROXY setting; none for a successful
+ * probe unless LOG_PROBES=true, as in access-log.ts) and the same duration histogram under the route `/health`.
  *
  * Only the exact `GET /health` takes this path. Every other spelling (`HEAD`, `/health/`, `/HEALTH`, a query
  * string) and every other method goes to Express, whose route answers the same way, or 405.
@@ -13,7 +13,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import type { Express, RequestHandler } from "express";
 import proxyaddr from "proxy-addr";
-import { logAccess, requestId } from "./access-log.js";
+import { logAccess, quietProbe, requestId } from "./access-log.js";
 import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
 import type { Lifecycle } from "./routes/health.js";
@@ -41,9 +41,18 @@ export function headersOf(middleware: RequestHandler): string[] {
 
 export function withLiveness(
   app: Express,
-  deps: { security: RequestHandler; logger: Logger; metrics: Pick<Metrics, "observe">; lifecycle: Lifecycle },
+  deps: {
+    security: RequestHandler;
+    /** Where access lines go (accessLogger() of the app's logger). */
+    logger: Logger;
+    metrics: Pick<Metrics, "observe">;
+    lifecycle: Lifecycle;
+    /** LOG_PROBES: an access line for a successful probe too (default: only failed or aborted ones). */
+    logProbes?: boolean;
+  },
 ): RequestListener {
   const { logger, metrics, lifecycle } = deps;
+  const logProbes = deps.logProbes ?? false;
   // As Express's res.json() sends it, after the security headers.
   const fixed = [
     ...headersOf(deps.security),
@@ -67,7 +76,10 @@ export function withLiveness(
     const clientIp = proxyaddr(req, trust);
     res.once("close", () => {
       const finished = res.writableFinished;
-      if (finished) metrics.observe("GET", "/health", res.statusCode, (performance.now() - start) / 1000);
+      if (finished) {
+        metrics.observe("GET", "/health", res.statusCode, (performance.now() - start) / 1000);
+        if (quietProbe(logProbes, "GET", "/health", res.statusCode)) return;
+      }
       logAccess(
         logger,
         {

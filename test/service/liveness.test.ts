@@ -67,7 +67,7 @@ function capturingLogger() {
 }
 
 /** The app with a database that is never reached: /health must not need one. */
-function appWith(logger: Logger, lifecycle = { shuttingDown: false }) {
+function appWith(logger: Logger, lifecycle = { shuttingDown: false }, logProbes?: boolean) {
   const db = createDb({
     databaseUrl: "postgresql://loans@127.0.0.1:1/loans",
     dbPoolMin: 0,
@@ -76,7 +76,13 @@ function appWith(logger: Logger, lifecycle = { shuttingDown: false }) {
     dbStatementTimeoutMs: 1000,
   });
   const metrics = createMetrics(db);
-  const app = createApp({ db, logger, config: { trustProxy: 1, dbAcquireTimeoutMs: 500 }, metrics, lifecycle });
+  const app = createApp({
+    db,
+    logger,
+    config: { trustProxy: 1, dbAcquireTimeoutMs: 500, logProbes },
+    metrics,
+    lifecycle,
+  });
   return { app, metrics, db, lifecycle };
 }
 
@@ -165,23 +171,25 @@ test("the short path's answer is the Express route's: status, body, the same hea
   }
 });
 
-test("it is logged and counted as the Express route: the same access line, the duration under route /health", async () => {
+/** The access line of the request with this id, once written. */
+async function lineOf(lines: Record<string, unknown>[], id: string) {
+  for (let i = 0; i < 100; i++) {
+    const line = lines.find((l) => (l.req as { id?: string } | undefined)?.id === id && l.res !== undefined);
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no access line for ${id}`);
+}
+
+test("with LOG_PROBES it is logged and counted as the Express route: the same access line, the duration under route /health", async () => {
   const { logger, lines } = capturingLogger();
-  const { app, db, metrics } = appWith(logger);
+  const { app, db, metrics } = appWith(logger, { shuttingDown: false }, true);
   const server = await listen(app);
   try {
     await server.get("/health", "GET", { "X-Request-Id": "fast-1", "X-Forwarded-For": "203.0.113.9" });
     await server.get("/health/", "GET", { "X-Request-Id": "routed-1", "X-Forwarded-For": "203.0.113.9" });
-    const waitFor = async (id: string) => {
-      for (let i = 0; i < 100; i++) {
-        const line = lines.find((l) => (l.req as { id?: string } | undefined)?.id === id);
-        if (line) return line;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`no access line for ${id}`);
-    };
-    const fast = await waitFor("fast-1");
-    const routed = await waitFor("routed-1");
+    const fast = await lineOf(lines, "fast-1");
+    const routed = await lineOf(lines, "routed-1");
     const shape = (l: Record<string, unknown>) => {
       const { time: _t, responseTime: _r, req, ...rest } = l;
       const { id: _i, url: _u, ...reqRest } = req as Record<string, unknown>;
@@ -193,6 +201,54 @@ test("it is logged and counted as the Express route: the same access line, the d
     assert.is(fast.level, 30);
     const histogram = await metrics.registry.getSingleMetricAsString("http_request_duration_seconds");
     assert.match(histogram, /http_request_duration_seconds_count\{method="GET",route="\/health",status_code="200"\} 2/);
+  } finally {
+    await server.close();
+    await db.destroy();
+  }
+});
+
+test("by default a successful probe is counted but not logged, on either path; failed probes and other requests are logged", async () => {
+  const { logger, lines } = capturingLogger();
+  const { app, db, metrics } = appWith(logger);
+  const server = await listen(app);
+  try {
+    assert.is((await server.get("/health", "GET", { "X-Request-Id": "fast-q" })).status, 200);
+    assert.is((await server.get("/health/", "GET", { "X-Request-Id": "routed-q" })).status, 200);
+    assert.is((await server.get("/HEALTH", "HEAD", { "X-Request-Id": "head-q" })).status, 200);
+    // The database is unreachable here: /ready fails, and a failed probe is logged (5xx: error).
+    assert.is((await server.get("/ready", "GET", { "X-Request-Id": "ready-503" })).status, 503);
+    assert.is((await server.get("/health", "POST", { "X-Request-Id": "post-405" })).status, 405);
+    assert.is((await server.get("/healthz", "GET", { "X-Request-Id": "other-404" })).status, 404);
+    assert.is((await lineOf(lines, "ready-503")).level, 50);
+    assert.is((await lineOf(lines, "post-405")).level, 40);
+    assert.is((await lineOf(lines, "other-404")).level, 40);
+    const ids = lines.filter((l) => l.res !== undefined).map((l) => (l.req as { id?: string } | undefined)?.id);
+    for (const id of ["fast-q", "routed-q", "head-q"]) assert.not.ok(ids.includes(id), `no line for ${id}`);
+    const histogram = await metrics.registry.getSingleMetricAsString("http_request_duration_seconds");
+    assert.match(histogram, /http_request_duration_seconds_count\{method="GET",route="\/health",status_code="200"\} 2/);
+    assert.match(
+      histogram,
+      /http_request_duration_seconds_count\{method="HEAD",route="\/health",status_code="200"\} 1/,
+    );
+  } finally {
+    await server.close();
+    await db.destroy();
+  }
+});
+
+test("access lines carry no header: credentials sent by the client never reach them", async () => {
+  const { logger, lines } = capturingLogger();
+  const { app, db } = appWith(logger, { shuttingDown: false }, true);
+  const server = await listen(app);
+  const secret = "Bearer s3cr3t-token-value";
+  try {
+    for (const path of ["/health", "/healthz"]) {
+      const id = `cred-${path.length}`;
+      await server.get(path, "GET", { "X-Request-Id": id, Authorization: secret, Cookie: `sid=${secret}` });
+      const line = await lineOf(lines, id);
+      assert.equal(Object.keys(line.req as object).sort(), ["id", "method", "remoteAddress", "url"]);
+      assert.not.ok(JSON.stringify(line).includes("s3cr3t"), `${path}: ${JSON.stringify(line)}`);
+    }
   } finally {
     await server.close();
     await db.destroy();

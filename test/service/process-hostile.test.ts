@@ -272,7 +272,8 @@ test(
   "with WEB_CONCURRENCY=2 the primary serves the metrics of both workers together (prom-client AggregatorRegistry)",
   within(60_000, async (state: State) => {
     const metricsPort = await freePort();
-    const server = await serveCluster(state, { METRICS_PORT: String(metricsPort) });
+    // LOG_PROBES: each probe's access line tells which worker answered it.
+    const server = await serveCluster(state, { METRICS_PORT: String(metricsPort), LOG_PROBES: "true" });
     try {
       const pids = new Set<number>();
       const N = 40;

@@ -98,7 +98,7 @@ test(
   "without an X-Request-Id the server generates a UUID, echoes it and logs it; each request gets its own",
   within(20_000, async (state: State) => {
     await ready(state);
-    const a = await request(state.server.url, "GET", "/health");
+    const a = await request(state.server.url, "GET", "/openapi.json");
     const b = await request(state.server.url, "POST", "/api/loans", {
       json: { borrower_id: "usr_logs", amount: 10, currency: "UGX" },
     });
@@ -107,7 +107,7 @@ test(
     for (const id of ids) {
       assert.match(id, UUID);
       const line = await requestLine(state.server, id);
-      assert.match(String((line.req as { url: string }).url), /^\/(health|api\/loans)$/);
+      assert.match(String((line.req as { url: string }).url), /^\/(openapi\.json|api\/loans)$/);
     }
     assert.is.not(ids[0], ids[1]);
   }),
@@ -144,7 +144,7 @@ test(
   within(20_000, async (state: State) => {
     await ready(state);
     for (const unsafe of ['a b"c', `x${"y".repeat(200)}`, '{"level":60}']) {
-      const res = await request(state.server.url, "GET", "/health", { headers: { "X-Request-Id": unsafe } });
+      const res = await request(state.server.url, "GET", "/openapi.json", { headers: { "X-Request-Id": unsafe } });
       const echoed = String(res.headers["x-request-id"]);
       assert.match(echoed, UUID, `replaced: ${unsafe.slice(0, 20)}`);
       await requestLine(state.server, echoed);
@@ -173,6 +173,42 @@ test(
       assert.type(line.msg, "string");
     }
     assert.is(state.server.stderr, "");
+  }),
+);
+
+test(
+  "successful probes (/health, /ready) are counted but get no access line unless LOG_PROBES=true; other requests do",
+  within(40_000, async (state: State) => {
+    await ready(state);
+    const stamp = Date.now();
+    const [health, readiness] = [`probe-h-${stamp}`, `probe-r-${stamp}`];
+    const probes = [health, readiness];
+    assert.is((await request(state.server.url, "GET", "/health", { headers: { "X-Request-Id": health } })).status, 200);
+    assert.is(
+      (await request(state.server.url, "GET", "/ready", { headers: { "X-Request-Id": readiness } })).status,
+      200,
+    );
+    // Lines are written in order: once a later request's line is there, the probes' would be too.
+    const after = `after-probes-${stamp}`;
+    await request(state.server.url, "GET", "/openapi.json", { headers: { "X-Request-Id": after } });
+    await requestLine(state.server, after);
+    const logged = (server: ServerProcess, id: string) =>
+      server.logs().some((l) => (l.req as { id?: string } | undefined)?.id === id);
+    for (const id of probes) assert.not.ok(logged(state.server, id), `no access line for ${id} by default`);
+
+    const url = new URL(state.db.url);
+    url.username = ROLE;
+    url.password = PASSWORD;
+    const verbose = await startServer({ DATABASE_URL: url.toString(), LOG_LEVEL: "info", LOG_PROBES: "true" });
+    try {
+      const id = `probe-logged-${stamp}`;
+      assert.is((await request(verbose.url, "GET", "/health", { headers: { "X-Request-Id": id } })).status, 200);
+      const line = await requestLine(verbose, id);
+      assert.equal(line.req, { id, method: "GET", url: "/health", remoteAddress: "127.0.0.1" });
+      assert.is(line.level, 30);
+    } finally {
+      await verbose.stop();
+    }
   }),
 );
 
@@ -210,7 +246,7 @@ test(
         const id = `xff-${Date.now()}-${expected}-${Math.round(performance.now())}`;
         const headers: Record<string, string> = { "X-Request-Id": id };
         if (forwarded) headers["X-Forwarded-For"] = forwarded;
-        assert.is((await request(server.url, "GET", "/health", { headers })).status, 200);
+        assert.is((await request(server.url, "GET", "/openapi.json", { headers })).status, 200);
         const line = await requestLine(server, id);
         assert.is(line.clientIp, expected, `X-Forwarded-For: ${forwarded ?? "(none)"}`);
         assert.is((line.req as { remoteAddress?: string }).remoteAddress, "127.0.0.1", "the socket's own address");

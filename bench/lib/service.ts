@@ -2,7 +2,7 @@
  * The service under test as a child process: compiled once (`npm run build` into bench/out/<time>/dist, so the
  * repository's own dist/ is left alone), then started as `start:prod` starts it (`node dist/src/server.js`,
  * the image's CMD) from that dist, with a production-like environment plus the variant's own variables (e.g.
- * WEB_CONCURRENCY). Its logs go to a file, as a container's stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
+ * WEB_CONCURRENCY), by the harness's Node or the binary BENCH_NODE names. Its logs go to a file, as a container's stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
@@ -77,6 +77,8 @@ export async function startService(opts: {
   timeoutMs?: number;
   /** Flags for node before the entry point, e.g. `--import tsx` for a TypeScript entry. */
   nodeArgs?: string[];
+  /** The Node binary (BENCH_NODE); default the harness's own. */
+  node?: string;
 }): Promise<RunningService> {
   const port = await freePort();
   // Every variable the service reads is cleared first (the tests' one list, read off the config module).
@@ -85,7 +87,7 @@ export async function startService(opts: {
   const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), METRICS_PORT: "0", ...opts.env };
   Object.assign(env, serviceEnv);
   const log = openSync(opts.logFile, "a");
-  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.entry], {
+  const child: ChildProcess = spawn(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), opts.entry], {
     cwd: ROOT,
     env,
     stdio: ["ignore", log, log],

@@ -14,7 +14,7 @@ import { readStatements, resetStatements, type StatementCount, startPostgres } f
 import { type Observation, observe, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { type CeilingRecord, type EndpointRecord, type Report, renderReport } from "./lib/report.js";
 import { buildService, ROOT, type RunningService, startService } from "./lib/service.js";
-import { describeMachine, nodeVersions, requireTools, serviceRevision } from "./lib/tools.js";
+import { describeMachine, requireNodes, requireTools, serviceRevision } from "./lib/tools.js";
 import { buildScript, runWrk, type Script, type WrkResult } from "./lib/wrk.js";
 
 /** What each reference app (bench/reference/) implements: plain Express + pg, the endpoints the issue's anchor
@@ -28,7 +28,7 @@ handleArgs(process.argv.slice(2), ["--quick"]);
 const opts: Options = readOptions();
 requireTools(["wrk", "pgbench", ...(opts.modes.some((m) => m.name === "ab") ? ["ab"] : [])]);
 // Which Node runs each variant (BENCH_NODE): asked once per binary, before anything starts.
-const versions = nodeVersions(opts.variants.map((v) => v.node));
+const versions = requireNodes(opts.variants.map((v) => v.node));
 mkdirSync(opts.outDir, { recursive: true });
 const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
 

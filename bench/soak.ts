@@ -13,7 +13,7 @@ import { handleArgs, parseEnvList, refuseBenchNode, serviceNode } from "./lib/op
 import { startPostgres } from "./lib/postgres.js";
 import { observe, processTree, rssKiB, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { buildService, ROOT, startService } from "./lib/service.js";
-import { describeMachine, nodeVersions, requireTools } from "./lib/tools.js";
+import { describeMachine, requireNodes, requireTools } from "./lib/tools.js";
 import { buildScript, runWrk } from "./lib/wrk.js";
 
 const env = process.env;
@@ -33,7 +33,7 @@ const serviceEnv = {
 };
 /** The Node binary that runs the service (BENCH_NODE; default the harness's), its version asked before anything starts. */
 const node = serviceNode(undefined, env);
-const nodeVersion = nodeVersions([node])[node];
+const nodeVersion = requireNodes([node])[node];
 const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
 const outDir = resolve(env.BENCH_OUT ?? join(ROOT, "bench/out", `soak-${stamp}`));
 const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);

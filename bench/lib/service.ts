@@ -83,6 +83,8 @@ export async function startService(opts: {
   const port = await freePort();
   // Every variable the service reads is cleared first (the tests' one list, read off the config module).
   const env = withoutServiceVariables();
+  // BENCH_NODE names the binary below; the harness's own setting, not one the service gets.
+  delete env.BENCH_NODE;
   // No metrics listener unless asked for: its default port would collide between services run side by side.
   const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), METRICS_PORT: "0", ...opts.env };
   Object.assign(env, serviceEnv);

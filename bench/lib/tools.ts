@@ -111,3 +111,13 @@ export function nodeVersions(binaries: Iterable<string>): Record<string, string>
   }
   return versions;
 }
+
+/** nodeVersions, or the reason on stderr and exit 2 (like a missing tool), before anything starts. */
+export function requireNodes(binaries: Iterable<string>): Record<string, string> {
+  try {
+    return nodeVersions(binaries);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}

@@ -4,11 +4,14 @@
  * (NODE_OPTIONS with two flags), and BENCH_NODE, the Node binary that runs the service (global or per variant,
  * never a service variable), down to the report's lines naming which Node ran each variant.
  */
-import { resolve } from "node:path";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseEnvList, readOptions } from "../../bench/lib/options.js";
 import { renderReport } from "../../bench/lib/report.js";
+import { ROOT, startService } from "../../bench/lib/service.js";
 import { nodeVersions } from "../../bench/lib/tools.js";
 
 const test = suite("bench options");
@@ -110,6 +113,39 @@ test("the report names the Node that ran each variant", () => {
   assert.match(md, `- Versions: Node ${process.version} (harness); service: n20 ${process.version}, n24 v24.0.0;`);
   assert.match(md, `n20 (Node ${process.version}, {"WEB_CONCURRENCY":"1"})`);
   assert.match(md, "n24 (Node v24.0.0 at /opt/n24/bin/node, {");
+});
+
+test("startService runs the binary it is given, and the service's environment has no BENCH_NODE", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bench-node-"));
+  const binary = join(dir, "other-node");
+  symlinkSync(process.execPath, binary);
+  const saved = process.env.BENCH_NODE;
+  process.env.BENCH_NODE = binary;
+  try {
+    const service = await startService({
+      entry: join(ROOT, "bench/reference/bare-http.ts"),
+      nodeArgs: ["--import", "tsx"],
+      node: binary,
+      env: { WEB_CONCURRENCY: "1" },
+      logFile: join(dir, "service.log"),
+    });
+    try {
+      const argv = readFileSync(`/proc/${service.pid}/cmdline`, "utf8").split("\0");
+      const environ = readFileSync(`/proc/${service.pid}/environ`, "utf8").split("\0");
+      assert.is(argv[0], binary);
+      assert.ok(environ.includes("WEB_CONCURRENCY=1"));
+      assert.equal(
+        environ.filter((e) => e.startsWith("BENCH_NODE=")),
+        [],
+      );
+    } finally {
+      assert.is(await service.stop(), 0);
+    }
+  } finally {
+    if (saved === undefined) delete process.env.BENCH_NODE;
+    else process.env.BENCH_NODE = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -14,7 +14,7 @@ import { readStatements, resetStatements, type StatementCount, startPostgres } f
 import { type Observation, observe, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { type CeilingRecord, type EndpointRecord, type Report, renderReport } from "./lib/report.js";
 import { buildService, ROOT, type RunningService, startService } from "./lib/service.js";
-import { describeMachine, requireTools, serviceRevision } from "./lib/tools.js";
+import { describeMachine, requireNodes, requireTools, serviceRevision } from "./lib/tools.js";
 import { buildScript, runWrk, type Script, type WrkResult } from "./lib/wrk.js";
 
 /** What each reference app (bench/reference/) implements: plain Express + pg, the endpoints the issue's anchor
@@ -27,6 +27,8 @@ const REFERENCE_ENDPOINTS: Record<string, Endpoint[]> = {
 handleArgs(process.argv.slice(2), ["--quick"]);
 const opts: Options = readOptions();
 requireTools(["wrk", "pgbench", ...(opts.modes.some((m) => m.name === "ab") ? ["ab"] : [])]);
+// Which Node runs each variant (BENCH_NODE): asked once per binary, before anything starts.
+const versions = requireNodes(opts.variants.map((v) => v.node));
 mkdirSync(opts.outDir, { recursive: true });
 const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
 
@@ -35,6 +37,7 @@ const report: Report = {
   settings: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_"))),
   started: new Date().toISOString(),
   machine: describeMachine(),
+  nodeVersions: versions,
   revision: serviceRevision(ROOT),
   options: opts,
   postgres: {},
@@ -176,10 +179,13 @@ async function endpoints(
   service = await startService({
     entry: reference ? join(ROOT, "bench/reference", `${reference}.ts`) : (dir && entries.get(dir)) || entry,
     nodeArgs: reference ? ["--import", "tsx"] : [],
+    node: variant.node,
     env,
     logFile: join(opts.outDir, `service-${size}-${variant.name}.log`),
   });
-  say(`   service "${variant.name}" up (pid ${service.pid}) ${JSON.stringify(variant.env)}`);
+  say(
+    `   service "${variant.name}" up (pid ${service.pid}, Node ${versions[variant.node]}) ${JSON.stringify(variant.env)}`,
+  );
   try {
     for (const mode of opts.modes) {
       for (const endpoint of measured) {

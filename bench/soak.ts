@@ -9,11 +9,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { deepPageCursor, loadData, migrate, tableSize, writeIdsFile } from "./lib/data.js";
-import { handleArgs, parseEnvList } from "./lib/options.js";
+import { handleArgs, parseEnvList, refuseBenchNode, serviceNode } from "./lib/options.js";
 import { startPostgres } from "./lib/postgres.js";
 import { observe, processTree, rssKiB, waitForQuiet, watchPostgres } from "./lib/proc.js";
 import { buildService, ROOT, startService } from "./lib/service.js";
-import { describeMachine, requireTools } from "./lib/tools.js";
+import { describeMachine, requireNodes, requireTools } from "./lib/tools.js";
 import { buildScript, runWrk } from "./lib/wrk.js";
 
 const env = process.env;
@@ -29,8 +29,11 @@ const serviceEnv = {
   LOG_LEVEL: "info",
   DB_POOL_MAX: "20",
   MIGRATE_ON_START: "true",
-  ...parseEnvList(env.SOAK_SERVICE_ENV ?? ""),
+  ...refuseBenchNode(parseEnvList(env.SOAK_SERVICE_ENV ?? ""), "SOAK_SERVICE_ENV"),
 };
+/** The Node binary that runs the service (BENCH_NODE; default the harness's), its version asked before anything starts. */
+const node = serviceNode(undefined, env);
+const nodeVersion = requireNodes([node])[node];
 const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
 const outDir = resolve(env.BENCH_OUT ?? join(ROOT, "bench/out", `soak-${stamp}`));
 const say = (text: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
@@ -53,9 +56,10 @@ try {
   const idsFile = join(outDir, "ids.txt");
   writeIdsFile(idsFile, loaded.generated);
   const deep = await deepPageCursor(db.url, 10);
-  say(`${loaded.rows} rows loaded; starting the service ${JSON.stringify(serviceEnv)}`);
+  say(`${loaded.rows} rows loaded; starting the service (Node ${nodeVersion}) ${JSON.stringify(serviceEnv)}`);
   const service = await startService({
     entry,
+    node,
     env: { ...serviceEnv, DATABASE_URL: db.url },
     logFile: join(outDir, "service.log"),
   });
@@ -135,7 +139,7 @@ try {
     `## Soak of ${new Date(t0).toISOString().slice(0, 16).replace("T", " ")} UTC`,
     "",
     `- Command: \`npm run bench:soak${quick ? " -- --quick" : ""}\`; ${durationS} s, ${connections} connections (keep-alive), wrk 2 threads`,
-    `- Machine: ${describeMachine().cpus} cores, ${describeMachine().memoryGiB} GiB; Node ${process.version}; PostgreSQL ${db.settings.server_version} (fsync=${db.settings.fsync}, synchronous_commit=${db.settings.synchronous_commit})`,
+    `- Machine: ${describeMachine().cpus} cores, ${describeMachine().memoryGiB} GiB; Node ${process.version} (harness), ${nodeVersion}${node === process.execPath ? "" : ` at ${node}`} (service); PostgreSQL ${db.settings.server_version} (fsync=${db.settings.fsync}, synchronous_commit=${db.settings.synchronous_commit})`,
     `- Service: ${Object.entries(serviceEnv)
       .map(([k, v]) => `${k}=${v}`)
       .join(" ")}`,

@@ -1,5 +1,6 @@
 /**
- * The test command: `tsx test/run.ts [dir or *.test.ts file …]` (default: the service, compose and pipeline suites).
+ * The test command: `tsx test/run.ts [dir or *.test.ts file …]` (default: the service, bench harness, compose and
+ * pipeline suites).
  *
  * Runs the test files in parallel, each in its own uvu child process (TEST_JOBS at a time), against one
  * PostgreSQL server: the one DATABASE_URL names when it is set (the pipeline binds a PostgreSQL service),
@@ -31,7 +32,7 @@ const DEFAULT_JOBS = availableParallelism() + 1;
 
 const USAGE = `usage: npm test [-- <directory or *.test.ts file> …]
 
-  npm test                                      the service, compose and pipeline suites
+  npm test                                      the service, bench harness, compose and pipeline suites
   npm test -- test/service                      one directory (its subdirectories too)
   npm test -- test/service/lifecycle.test.ts    one file
   npm run test:runtime                          nginx and the container image (needs their tools)
@@ -77,7 +78,7 @@ for (const d of args) {
 const targets =
   args.length > 0
     ? args.map((a) => locate(a) as string)
-    : ["test/service", "test/compose", "ci/test"].map((d) => join(root, d)).filter((d) => existsSync(d));
+    : ["test/service", "test/bench", "test/compose", "ci/test"].map((d) => join(root, d)).filter((d) => existsSync(d));
 
 /** The *.test.ts files of a directory and its subdirectories (as uvu finds them: no node_modules, no dot folders). */
 function testFiles(path: string): string[] {

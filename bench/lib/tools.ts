@@ -57,7 +57,9 @@ export interface Machine {
   memoryGiB: number;
   kernel: string;
   os: string;
+  /** The harness's Node: its version and binary. */
   node: string;
+  nodePath?: string;
   wrk: string;
   ab: string;
   pgbench: string;
@@ -75,8 +77,47 @@ export function describeMachine(): Machine {
     kernel: os.release(),
     os: osName,
     node: process.version,
+    nodePath: process.execPath,
     wrk: firstLine("wrk", ["--version"]).replace(/\s+Copyright.*$/, ""),
     ab: which("ab") ? firstLine("ab", ["-V"]).replace(/, Version/, "") : "–",
     pgbench: firstLine("pgbench", ["--version"]),
   };
+}
+
+/**
+ * The versions of the Node binaries that will run the service (BENCH_NODE), each asked once with `--version`;
+ * a binary that does not answer with a version stops the run before anything starts, naming its path.
+ */
+export function nodeVersions(binaries: Iterable<string>): Record<string, string> {
+  const versions: Record<string, string> = {};
+  for (const binary of binaries) {
+    if (binary in versions) continue;
+    let out: string;
+    try {
+      out = execFileSync(binary, ["--version"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        timeout: 30_000,
+      }).trim();
+    } catch (err) {
+      throw new Error(`BENCH_NODE: \`${binary} --version\` failed: ${(err as Error).message.split("\n")[0]}`);
+    }
+    if (!/^v\d+\.\d+\.\d+/.test(out)) {
+      throw new Error(
+        `BENCH_NODE: \`${binary} --version\` printed "${out.split("\n")[0]?.slice(0, 80)}", not a Node version`,
+      );
+    }
+    versions[binary] = out;
+  }
+  return versions;
+}
+
+/** nodeVersions, or the reason on stderr and exit 2 (like a missing tool), before anything starts. */
+export function requireNodes(binaries: Iterable<string>): Record<string, string> {
+  try {
+    return nodeVersions(binaries);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
 }

@@ -86,25 +86,26 @@ export function createMetrics(db: Knex): Metrics {
   };
   const routeLabel = (path: string) => templates.find((t) => t.pattern.test(path))?.template ?? "unmatched";
 
-  // One histogram child per label set, resolved once: the set is bounded (methods Node's parser accepts × route
-  // templates × status codes), and a child's observe() skips validating and hashing the labels on every request.
-  const series = new Map<string, { observe(value: number): void }>();
-  const observe = (method: string, url: string, status: number, seconds: number) => {
-    const q = url.indexOf("?");
-    const route = routeLabel(q < 0 ? url : url.slice(0, q));
-    const key = `${method} ${status} ${route}`;
-    let child = series.get(key);
-    if (!child) {
-      child = duration.labels({ method, route, status_code: String(status) });
-      series.set(key, child);
-    }
-    child.observe(seconds);
+  const middleware: RequestHandler = (req, res, next) => {
+    const end = duration.startTimer();
+    res.once("finish", () => {
+      const url = req.originalUrl;
+      const q = url.indexOf("?");
+      end({
+        method: req.method,
+        route: routeLabel(q < 0 ? url : url.slice(0, q)),
+        status_code: String(res.statusCode),
+      });
+    });
+    next();
   };
 
-  const middleware: RequestHandler = (req, res, next) => {
-    const start = performance.now();
-    res.once("finish", () => observe(req.method, req.originalUrl, res.statusCode, (performance.now() - start) / 1000));
-    next();
+  const observe = (method: string, url: string, status: number, seconds: number) => {
+    const q = url.indexOf("?");
+    duration.observe(
+      { method, route: routeLabel(q < 0 ? url : url.slice(0, q)), status_code: String(status) },
+      seconds,
+    );
   };
 
   return { registry, middleware, routes, routeLabel, observe, loanCreated: (currency) => created.inc({ currency }) };

@@ -80,8 +80,12 @@ for (const overlay of OVERLAYS) {
     const api = find(all, "Deployment", "loan-api").spec.template.spec.containers[0].resources;
     assert.is(bytes(api.limits.memory), bytes(env.API_MEM_LIMIT ?? ""), "API_MEM_LIMIT");
     assert.is(cpus(api.limits.cpu), cpus(env.API_CPUS ?? ""), "API_CPUS");
-    // WEB_CONCURRENCY heaps of API_HEAP_MB fit within 80% of the memory limit (the env files size them at ~75%).
-    const heaps = Number(env.WEB_CONCURRENCY) * Number(env.API_HEAP_MB) * 1024 ** 2;
+    // WEB_CONCURRENCY heaps fit within 80% of the memory limit (the env files size them at ~75%): each is the old
+    // space (API_HEAP_MB) plus the young generation, three semi-spaces, both bounded by the ConfigMap's NODE_OPTIONS.
+    const nodeOptions = String(find(all, "ConfigMap").data?.NODE_OPTIONS);
+    const semiMb = Number(/--max-semi-space-size=(\d+)/.exec(nodeOptions)?.[1]);
+    assert.ok(semiMb > 0, `the young generation is bounded: ${nodeOptions}`);
+    const heaps = Number(env.WEB_CONCURRENCY) * (Number(env.API_HEAP_MB) + 3 * semiMb) * 1024 ** 2;
     assert.ok(heaps <= 0.8 * bytes(api.limits.memory), `${heaps} bytes of heap in ${api.limits.memory}`);
     assert.ok(cpus(api.requests.cpu) <= cpus(api.limits.cpu));
 

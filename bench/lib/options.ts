@@ -77,7 +77,10 @@ export function handleArgs(argv: string[], known: readonly string[], usage = BEN
   }
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A variable name; a list splits only before one followed by `=`. */
+const NAME = "[A-Za-z_][A-Za-z0-9_]*";
+const ENV_NAME = new RegExp(`^${NAME}$`);
+const BEFORE_NAME = new RegExp(`[\\s,]+(?=${NAME}=)`);
 
 /**
  * `A=1 B=2` or `A=1,B=2` → { A: "1", B: "2" }. Split only at a space or comma followed by `NAME=` (a variable
@@ -88,7 +91,7 @@ export function parseEnvList(text: string): Record<string, string> {
   const env: Record<string, string> = {};
   const trimmed = text.replace(/^[\s,]+|[\s,]+$/g, "");
   if (!trimmed) return env;
-  for (const part of trimmed.split(/[\s,]+(?=[A-Za-z_][A-Za-z0-9_]*=)/)) {
+  for (const part of trimmed.split(BEFORE_NAME)) {
     const eq = part.indexOf("=");
     if (eq < 1 || !ENV_NAME.test(part.slice(0, eq))) throw new Error(`not NAME=value: "${part}"`);
     env[part.slice(0, eq)] = part.slice(eq + 1);
